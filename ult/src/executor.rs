@@ -1,0 +1,260 @@
+//! The many-to-one executor: every ULT on one kernel thread, FIFO run queue.
+//!
+//! This is the lecture's pure user-level thread package. Switching between ULTs never
+//! enters the kernel, and for the same reason one ULT in a blocking system call stops all of
+//! them: the kernel sees one thread. [`run`] turns the calling kernel thread into the
+//! executor for the duration of a closure.
+//!
+//! Who may call what: the executor loop is the only code that resumes ULTs and touches the
+//! local run queue; ULTs spawn and wake through [`Schedule`]. Wake-ups from other kernel
+//! threads go to a mutex-protected inbox and unpark the executor thread (no lost wake-up:
+//! the inbox is drained after every park, and `Thread::unpark` keeps a token).
+//!
+//! When the root ULT returns, ULTs still queued are cancelled (their destructors run on this
+//! thread); ULTs still parked are leaked unless something unparks them later, like threads
+//! left running at process exit.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::raw::{self, RawUlt, Resumed, Schedule, Spec};
+use crate::{JoinHandle, Unparker};
+
+/// State shared with other threads: the inbox of remote wake-ups.
+struct Shared {
+    id: u64,
+    inbox: Mutex<Vec<RawUlt>>,
+    inbox_nonempty: AtomicBool,
+    thread: std::thread::Thread,
+    next_timer: AtomicU64,
+}
+
+/// State only the executor thread touches.
+struct Local {
+    id: u64,
+    queue: RefCell<VecDeque<RawUlt>>,
+    timers: RefCell<BinaryHeap<Reverse<(Instant, u64)>>>,
+    timer_unparkers: RefCell<HashMap<u64, Unparker>>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Arc<Local>>> = const { RefCell::new(None) };
+}
+
+static NEXT_EXECUTOR: AtomicU64 = AtomicU64::new(1);
+
+fn with_local<R>(id: u64, f: impl FnOnce(&Local) -> R) -> Option<R> {
+    LOCAL
+        .try_with(|l| match l.borrow().as_ref() {
+            Some(local) if local.id == id => Some(f(local)),
+            _ => None,
+        })
+        .ok()
+        .flatten()
+}
+
+impl Shared {
+    fn push(&self, ult: RawUlt) {
+        let mut ult = Some(ult);
+        with_local(self.id, |l| l.queue.borrow_mut().extend(ult.take()));
+        if let Some(ult) = ult {
+            self.inbox.lock().unwrap_or_else(|e| e.into_inner()).push(ult);
+            // Release: pairs with the executor's acquire swap before draining.
+            self.inbox_nonempty.store(true, Ordering::Release);
+            self.thread.unpark();
+        }
+    }
+}
+
+impl Schedule for Shared {
+    fn spawn(&self, ult: RawUlt) {
+        self.push(ult);
+    }
+
+    fn wake(&self, ult: RawUlt) {
+        self.push(ult);
+    }
+
+    fn add_timer(&self, deadline: Instant, unparker: Unparker) -> u64 {
+        let key = self.next_timer.fetch_add(1, Ordering::Relaxed);
+        let added = with_local(self.id, |l| {
+            l.timers.borrow_mut().push(Reverse((deadline, key)));
+            l.timer_unparkers.borrow_mut().insert(key, unparker.clone());
+        });
+        if added.is_none() {
+            // Not on the executor thread (cannot happen for this executor's own ULTs):
+            // degrade to a helper thread rather than lose the wake-up.
+            std::thread::spawn(move || {
+                let now = Instant::now();
+                if deadline > now {
+                    std::thread::sleep(deadline - now);
+                }
+                unparker.unpark();
+            });
+        }
+        key
+    }
+
+    fn cancel_timer(&self, key: u64) {
+        // The heap entry stays until its deadline and is skipped then.
+        with_local(self.id, |l| l.timer_unparkers.borrow_mut().remove(&key));
+    }
+}
+
+/// Runs `f` as the first ULT of a many-to-one executor on the calling kernel thread and
+/// returns its result once it finishes. Other ULTs spawned meanwhile share this thread.
+/// A panic in `f` is resumed on the caller, as with `std::thread::scope`.
+///
+/// ```
+/// let sum = ult::run(|| {
+///     let handles: Vec<_> = (0..10u64).map(|i| ult::spawn(move || i * i)).collect();
+///     handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+/// });
+/// assert_eq!(sum, 285);
+/// ```
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match try_run(crate::Builder::new().name("main".into()), f) {
+        Ok(Ok(v)) => v,
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(e) => panic!("ult::run: cannot start the root ULT: {e}"),
+    }
+}
+
+/// Like [`run`], with the root ULT configured by `builder`; returns the root's result as
+/// `join` would, or an error if it could not be spawned.
+pub fn try_run<F, T>(builder: crate::Builder, f: F) -> std::io::Result<std::thread::Result<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    if raw::current_header().is_some() {
+        return Err(std::io::Error::other(
+            "ult::run called from inside a ULT: nested executors would block the outer one",
+        ));
+    }
+    let id = NEXT_EXECUTOR.fetch_add(1, Ordering::Relaxed);
+    let shared = Arc::new(Shared {
+        id,
+        inbox: Mutex::new(Vec::new()),
+        inbox_nonempty: AtomicBool::new(false),
+        thread: std::thread::current(),
+        next_timer: AtomicU64::new(1),
+    });
+    let local = Arc::new(Local {
+        id,
+        queue: RefCell::new(VecDeque::new()),
+        timers: RefCell::new(BinaryHeap::new()),
+        timer_unparkers: RefCell::new(HashMap::new()),
+    });
+    let previous = LOCAL.with(|l| l.replace(Some(local.clone())));
+    let sched: Arc<dyn Schedule> = shared.clone();
+    let root = builder.spawn_with(sched, f).map(|(raw, handle)| {
+        shared.push(raw);
+        handle
+    });
+    let root = match root {
+        Ok(h) => h,
+        Err(e) => {
+            LOCAL.with(|l| *l.borrow_mut() = previous);
+            return Err(e);
+        }
+    };
+    event_loop(&shared, &local, &root);
+    // Cancel what is still queued, on this thread (their home).
+    loop {
+        let next = local.queue.borrow_mut().pop_front();
+        match next {
+            Some(u) => u.cancel(),
+            None => break,
+        }
+    }
+    LOCAL.with(|l| *l.borrow_mut() = previous);
+    Ok(root.join())
+}
+
+fn event_loop<T>(shared: &Shared, local: &Local, root: &JoinHandle<T>) {
+    loop {
+        if shared.inbox_nonempty.load(Ordering::Relaxed) {
+            drain_inbox(shared, local);
+        }
+        fire_timers(local);
+        let next = local.queue.borrow_mut().pop_front();
+        if let Some(ult) = next {
+            if let Resumed::Runnable(ult) = ult.resume() {
+                local.queue.borrow_mut().push_back(ult);
+            }
+            continue;
+        }
+        if root.is_finished() {
+            return;
+        }
+        // Idle: wait for a remote wake-up or the next timer.
+        match next_deadline(local) {
+            Some(deadline) => {
+                let now = Instant::now();
+                if deadline > now {
+                    std::thread::park_timeout(deadline - now);
+                }
+            }
+            None => std::thread::park(),
+        }
+    }
+}
+
+fn drain_inbox(shared: &Shared, local: &Local) {
+    // Acquire: pairs with the release store in `Shared::push`.
+    shared.inbox_nonempty.swap(false, Ordering::Acquire);
+    let batch = std::mem::take(&mut *shared.inbox.lock().unwrap_or_else(|e| e.into_inner()));
+    local.queue.borrow_mut().extend(batch);
+}
+
+fn next_deadline(local: &Local) -> Option<Instant> {
+    local.timers.borrow().peek().map(|Reverse((d, _))| *d)
+}
+
+fn fire_timers(local: &Local) {
+    if local.timers.borrow().is_empty() {
+        return;
+    }
+    let now = Instant::now();
+    loop {
+        let due = {
+            let mut timers = local.timers.borrow_mut();
+            match timers.peek() {
+                Some(Reverse((d, _))) if *d <= now => timers.pop().map(|Reverse((_, k))| k),
+                _ => None,
+            }
+        };
+        let Some(key) = due else { break };
+        let unparker = local.timer_unparkers.borrow_mut().remove(&key);
+        if let Some(u) = unparker {
+            u.unpark();
+        }
+    }
+}
+
+/// Spawns on the executor of the running ULT.
+pub(crate) fn spawn_here<F, T>(spec: Spec, f: F) -> std::io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let Some(current) = raw::current_header() else {
+        return Err(std::io::Error::other(
+            "no ULT executor on this thread: call ult::spawn from inside ult::run \
+             (or use lwp::spawn, which starts a runtime on demand)",
+        ));
+    };
+    let sched = current.scheduler().clone();
+    let (raw, cell) = raw::create(spec, sched.clone(), f)?;
+    sched.spawn(raw);
+    Ok(JoinHandle::new(cell))
+}

@@ -1,0 +1,518 @@
+//! The green thread itself: a corosensei coroutine plus its header, and the interface a
+//! scheduler implements to run it. This is the only module that touches coroutine internals.
+//!
+//! # Who may call what
+//! - A scheduler (this crate's many-to-one [`crate::executor`], or `lwp`'s LWP workers) owns
+//!   runnable [`RawUlt`]s, calls [`RawUlt::resume`] and acts on the [`Resumed`] outcome. It
+//!   implements [`Schedule`] so that spawns and wake-ups reach its run queues.
+//! - Code running inside a ULT calls [`crate::yield_now`], [`crate::park`] and friends, which
+//!   suspend the coroutine through [`suspend_current`].
+//! - Anyone holding an [`crate::Unparker`] may call `unpark` from any thread.
+//!
+//! # The run state
+//! One atomic word per ULT: `ACTIVE` (queued or running), `PARKED` (suspended, in no queue,
+//! owned by whoever holds its unparkers) or `DONE`, plus the `NOTIFIED` bit (an unpark token
+//! like `std::thread::park`'s). The protocol has no lost wake-ups:
+//! - `park` inside the ULT first consumes a token if one is present and returns at once;
+//!   otherwise it suspends with [`Switch::Park`].
+//! - After that suspension the scheduler CASes `ACTIVE -> PARKED`. If an unpark set
+//!   `NOTIFIED` in between, the CAS fails, the scheduler clears the token and requeues the
+//!   ULT (its `park` returns). So a ULT is only ever `PARKED` while suspended.
+//! - `unpark` CASes `PARKED -> ACTIVE` and hands the ULT to [`Schedule::wake`] (exactly one
+//!   unparker wins the CAS, so the ULT is queued exactly once), or sets `NOTIFIED` when the
+//!   ULT is `ACTIVE`, or does nothing when it is `DONE`.
+//!
+//! # Migration and thread-locals
+//! A ULT that has never run has no frames, so any kernel thread may start it (this is where
+//! stealing happens). Once started, Rust code in it may hold addresses of the thread-locals of
+//! the kernel thread it runs on across a switch, so it must be resumed on that same thread
+//! unless its spawner promised otherwise through the `unsafe` [`crate::Builder::migratable`].
+//! [`RawUlt::may_migrate`] tells a scheduler which case applies. This module reads its own
+//! thread-local (`CURRENT`) again after every switch, through a non-inlined function, so
+//! the runtime itself never caches a thread-local address across a switch.
+
+use std::any::Any;
+use std::cell::{Cell, UnsafeCell};
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+
+use crate::local::LocalMap;
+use crate::stack::{self, UltStack};
+use crate::Unparker;
+
+/// Why a running ULT gave control back to its scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    /// `yield_now`: still runnable, put it back in a run queue.
+    Yield,
+    /// `park`: not runnable until unparked.
+    Park,
+}
+
+/// What a scheduler must do with a ULT after [`RawUlt::resume`] returned.
+pub enum Resumed {
+    /// The ULT is runnable (it yielded, or it parked and was unparked at once): queue it.
+    Runnable(RawUlt),
+    /// The ULT parked; it will come back through [`Schedule::wake`] when unparked.
+    Parked,
+    /// The ULT returned or panicked; its result is in its join slot.
+    Finished,
+}
+
+/// The scheduler side of a runtime: where spawned and woken ULTs go.
+///
+/// Implementations must be callable from any thread (wake-ups come from other LWPs, the
+/// reactor and plain kernel threads) and must eventually run every ULT they accept.
+pub trait Schedule: Send + Sync + 'static {
+    /// A new, never-started ULT. May be run by any worker.
+    fn spawn(&self, ult: RawUlt);
+    /// A parked ULT was unparked. If `ult.may_migrate()` is false it must be resumed on its
+    /// home worker (see [`RawUlt::home`]).
+    fn wake(&self, ult: RawUlt);
+    /// Arranges for `unparker.unpark()` to be called at or after `deadline`; returns a key
+    /// for [`Schedule::cancel_timer`]. Called from inside a ULT of this scheduler.
+    fn add_timer(&self, deadline: Instant, unparker: Unparker) -> u64;
+    /// Cancels a timer that may already have fired (then this is a no-op).
+    fn cancel_timer(&self, key: u64);
+}
+
+const ACTIVE: u32 = 0;
+const PARKED: u32 = 1;
+const DONE: u32 = 2;
+const RUN_MASK: u32 = 3;
+const NOTIFIED: u32 = 4;
+
+const JOIN_WAITER: u8 = 1;
+const JOIN_COMPLETE: u8 = 2;
+
+/// Identifier of a ULT, unique within the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UltId(pub(crate) u64);
+
+impl UltId {
+    /// The number behind the id (ids start at 1).
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for UltId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+type Co = Coroutine<(), Switch, (), UltStack>;
+
+/// The type-independent part of a ULT. Shared (through `Arc`) by its scheduler, its join
+/// handle and its unparkers.
+pub struct Header {
+    id: UltId,
+    name: Option<Arc<str>>,
+    state: AtomicU32,
+    sched: Arc<dyn Schedule>,
+    /// Owned by whoever is running or resuming the ULT (the state machine gives that owner
+    /// exclusive access: only the scheduler that popped it from a run queue touches it).
+    co: UnsafeCell<Option<Co>>,
+    /// Set by the coroutine when it starts; only read from inside the coroutine.
+    yielder: Cell<*const Yielder<(), Switch>>,
+    /// ULT-local storage; only touched from inside the ULT (or by the scheduler after it
+    /// finished).
+    pub(crate) locals: UnsafeCell<LocalMap>,
+    /// Guard page `[low, high)` and usable size, for the overflow handler.
+    guard: (usize, usize),
+    stack_size: usize,
+    /// Set before a scheduler force-unwinds a suspended ULT, so its panic boundary re-throws.
+    cancelling: Cell<bool>,
+    migratable: bool,
+    /// Free for the scheduler: e.g. the index of the home LWP.
+    home: AtomicUsize,
+    join_state: AtomicU8,
+    join_waiter: UnsafeCell<Option<Unparker>>,
+}
+
+// SAFETY: the `UnsafeCell`/`Cell` fields are accessed only by the single party the run-state
+// protocol designates (the scheduler that owns the runnable ULT, or the ULT's own code while it
+// runs), and `join_waiter` only under the JOIN_WAITER/JOIN_COMPLETE handshake; every hand-over
+// between threads goes through an atomic with acquire/release ordering or a run queue.
+unsafe impl Send for Header {}
+// SAFETY: see `Send` above: shared access is through atomics or the protocol's owner.
+unsafe impl Sync for Header {}
+
+/// A header followed by the result slot of a `T`-returning ULT.
+#[repr(C)]
+pub(crate) struct UltCell<T> {
+    pub(crate) header: Header,
+    /// Written once by the coroutine before it finishes; read by the joiner after it saw
+    /// JOIN_COMPLETE (acquire).
+    result: UnsafeCell<Option<std::thread::Result<T>>>,
+}
+
+trait Erased: Send + Sync {}
+impl<T: Send> Erased for UltCell<T> {}
+
+// SAFETY: the result slot is written once by the ULT before JOIN_COMPLETE (release) and read
+// once by the join handle after observing it (acquire); T: Send lets the value cross threads.
+unsafe impl<T: Send> Send for UltCell<T> {}
+// SAFETY: as above; no `&T` is ever shared, the value is moved out exactly once.
+unsafe impl<T: Send> Sync for UltCell<T> {}
+
+/// An owning handle to a ULT, as scheduler queues hold it.
+pub struct RawUlt(Arc<dyn Erased>);
+
+impl Clone for RawUlt {
+    fn clone(&self) -> Self {
+        RawUlt(self.0.clone())
+    }
+}
+
+impl std::ops::Deref for RawUlt {
+    type Target = Header;
+    #[inline]
+    fn deref(&self) -> &Header {
+        // SAFETY: every `RawUlt` is made from an `Arc<UltCell<T>>`; `UltCell` is `repr(C)` with
+        // the header as its first field, so the data pointer points at a valid `Header` that
+        // lives as long as the Arc.
+        unsafe { &*(Arc::as_ptr(&self.0) as *const Header) }
+    }
+}
+
+impl std::fmt::Debug for RawUlt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawUlt")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The scheduler's handle to the ULT running on this kernel thread, or null. It points
+    /// into the frame of `RawUlt::resume`, which outlives the ULT's run.
+    static CURRENT: Cell<*const RawUlt> = const { Cell::new(ptr::null()) };
+}
+
+/// The header of the ULT running on this kernel thread. Never inlined, so that a ULT that
+/// migrated after a switch reads the new thread's `CURRENT`, not a cached address.
+#[inline(never)]
+pub(crate) fn current_raw() -> Option<&'static RawUlt> {
+    let p = CURRENT.try_with(|c| c.get()).unwrap_or(ptr::null());
+    // SAFETY: CURRENT is non-null only while the scheduler is inside `resume` for that ULT,
+    // and points at the handle in that frame; callers only use the reference from inside
+    // that ULT, i.e. while `resume` is on the scheduler's stack, so it outlives every use
+    // (the 'static never escapes the running ULT).
+    unsafe { p.as_ref() }
+}
+
+/// The header of the ULT running on this kernel thread.
+#[inline]
+pub(crate) fn current_header() -> Option<&'static Header> {
+    current_raw().map(|r| &**r)
+}
+
+/// Current ULT's guard page, for the overflow handler. Async-signal-safe: one TLS read.
+pub(crate) fn current_guard() -> Option<(usize, usize, u64, usize, *const Header)> {
+    let p = CURRENT.try_with(|c| c.get()).ok()?;
+    // SAFETY: as in `current_raw`; the handler runs on the thread that runs the ULT.
+    let h: &Header = unsafe { p.as_ref()? };
+    Some((h.guard.0, h.guard.1, h.id.0, h.stack_size, h as *const Header))
+}
+
+/// Options for creating a ULT (see [`crate::Builder`]).
+pub struct Spec {
+    /// Name shown by `current().name()` and in panic and overflow messages.
+    pub name: Option<String>,
+    /// Usable stack bytes.
+    pub stack_size: usize,
+    /// The spawner's promise that the ULT may be resumed on another kernel thread.
+    pub migratable: bool,
+}
+
+/// Creates a ULT that will run `f` and report to `sched`. Returns the runnable handle (for
+/// the scheduler) and the typed cell (for the join handle).
+pub(crate) fn create<F, T>(
+    spec: Spec,
+    sched: Arc<dyn Schedule>,
+    f: F,
+) -> io::Result<(RawUlt, Arc<UltCell<T>>)>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    crate::overflow::install_handler();
+    let stack = stack::take(spec.stack_size)?;
+    let cell = Arc::new(UltCell {
+        header: Header {
+            id: UltId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+            name: spec.name.map(Arc::from),
+            state: AtomicU32::new(ACTIVE),
+            sched,
+            co: UnsafeCell::new(None),
+            yielder: Cell::new(ptr::null()),
+            locals: UnsafeCell::new(LocalMap::new()),
+            guard: stack.guard_range(),
+            stack_size: stack.usable_size(),
+            cancelling: Cell::new(false),
+            migratable: spec.migratable,
+            home: AtomicUsize::new(usize::MAX),
+            join_state: AtomicU8::new(0),
+            join_waiter: UnsafeCell::new(None),
+        },
+        result: UnsafeCell::new(None),
+    });
+    let cell_ptr = Arc::as_ptr(&cell) as usize;
+    let co = Co::with_stack(stack, move |yielder: &Yielder<(), Switch>, ()| {
+        // SAFETY: the cell owns this coroutine, so it is alive while the coroutine runs.
+        let cell = unsafe { &*(cell_ptr as *const UltCell<T>) };
+        cell.header.yielder.set(yielder as *const _);
+        let result = panic::catch_unwind(AssertUnwindSafe(f));
+        if let Err(payload) = result {
+            if cell.header.cancelling.get() {
+                // A forced unwind from corosensei: let it finish unwinding our stack.
+                panic::resume_unwind(payload);
+            }
+            // SAFETY: only this coroutine writes the slot, before JOIN_COMPLETE is published.
+            unsafe { *cell.result.get() = Some(Err(payload)) };
+        } else if let Ok(value) = result {
+            // SAFETY: as above.
+            unsafe { *cell.result.get() = Some(Ok(value)) };
+        }
+        // ULT-locals are destroyed inside the ULT, as thread-locals are inside their thread.
+        // SAFETY: only the running ULT touches its locals.
+        let locals = unsafe { std::mem::take(&mut *cell.header.locals.get()) };
+        let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(locals)));
+    });
+    // SAFETY: nobody else can see the cell yet.
+    unsafe { *cell.header.co.get() = Some(co) };
+    let raw = RawUlt(cell.clone() as Arc<dyn Erased>);
+    Ok((raw, cell))
+}
+
+impl Header {
+    /// The ULT's id.
+    pub fn id(&self) -> UltId {
+        self.id
+    }
+
+    /// The ULT's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Usable stack size in bytes.
+    pub fn stack_size(&self) -> usize {
+        self.stack_size
+    }
+
+    /// The scheduler that runs this ULT.
+    pub fn scheduler(&self) -> &Arc<dyn Schedule> {
+        &self.sched
+    }
+
+    /// Scheduler-defined home (e.g. an LWP index); `usize::MAX` until set.
+    pub fn home(&self) -> usize {
+        self.home.load(Ordering::Relaxed)
+    }
+
+    /// Sets the scheduler-defined home. Only the scheduler that runs the ULT calls this.
+    pub fn set_home(&self, home: usize) {
+        self.home.store(home, Ordering::Relaxed);
+    }
+
+    /// Whether the ULT has ever run (then, unless migratable, it must stay on its home).
+    pub fn started(&self) -> bool {
+        !self.yielder.get().is_null()
+    }
+
+    /// Whether a scheduler may resume this ULT on a kernel thread other than the one it last
+    /// ran on: true before it first ran, or when its spawner opted in to migration.
+    pub fn may_migrate(&self) -> bool {
+        self.migratable || !self.started()
+    }
+
+    /// Whether the ULT has finished.
+    pub fn is_finished(&self) -> bool {
+        self.join_state.load(Ordering::Acquire) & JOIN_COMPLETE != 0
+    }
+
+    /// The unpark path (see the module header). `this` is a handle to this same ULT.
+    pub(crate) fn unpark(&self, this: &RawUlt) {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            let next = match s & RUN_MASK {
+                PARKED => ACTIVE,
+                ACTIVE if s & NOTIFIED == 0 => s | NOTIFIED,
+                _ => return, // already notified, or done
+            };
+            // Release: what the unparker wrote before unpark is visible to the ULT once it
+            // runs again (pairs with the acquire in `park_current` / `after_park`).
+            match self
+                .state
+                .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) if next == ACTIVE => return self.sched.wake(this.clone()),
+                Ok(_) => return,
+                Err(actual) => s = actual,
+            }
+        }
+    }
+
+    /// Registers the joiner. Returns false if the ULT already completed (nothing registered).
+    pub(crate) fn register_join_waiter(&self, waiter: Unparker) -> bool {
+        // SAFETY: only the single JoinHandle writes here, and only before it sets JOIN_WAITER;
+        // the completer reads it only after seeing JOIN_WAITER (acquire).
+        unsafe { *self.join_waiter.get() = Some(waiter) };
+        let prev = self.join_state.fetch_or(JOIN_WAITER, Ordering::AcqRel);
+        prev & JOIN_COMPLETE == 0
+    }
+
+    fn complete_join(&self) {
+        let prev = self.join_state.fetch_or(JOIN_COMPLETE, Ordering::AcqRel);
+        if prev & JOIN_WAITER != 0 {
+            // SAFETY: JOIN_WAITER was set (acquire above), so the joiner finished writing and
+            // will never touch the slot again.
+            if let Some(w) = unsafe { (*self.join_waiter.get()).take() } {
+                w.unpark();
+            }
+        }
+    }
+}
+
+impl<T> UltCell<T> {
+    /// Takes the result. Only the join handle calls this, after `is_finished()` returned true.
+    pub(crate) fn take_result(&self) -> Option<std::thread::Result<T>> {
+        debug_assert!(self.header.is_finished());
+        // SAFETY: JOIN_COMPLETE was observed with acquire, so the coroutine's write happened
+        // before and it never touches the slot again; the join handle is the only reader.
+        unsafe { (*self.result.get()).take() }
+    }
+}
+
+impl RawUlt {
+    pub(crate) fn from_cell<T: Send + 'static>(cell: Arc<UltCell<T>>) -> RawUlt {
+        RawUlt(cell as Arc<dyn Erased>)
+    }
+
+    /// Runs the ULT on the calling kernel thread until it yields, parks or finishes.
+    ///
+    /// Only the scheduler that took this ULT from a run queue may call this, and only on
+    /// its home thread if `!self.may_migrate()`.
+    pub fn resume(self) -> Resumed {
+        crate::overflow::ensure_signal_stack();
+        let header: &Header = &self;
+        let prev = CURRENT.with(|c| c.replace(&self as *const RawUlt));
+        // SAFETY: the run-state protocol gives the caller exclusive ownership of the
+        // coroutine: it popped the ULT from a run queue, and a ULT is in at most one queue.
+        let co = unsafe { (*header.co.get()).as_mut() }.expect("resumed a finished ULT");
+        let outcome = co.resume(());
+        CURRENT.with(|c| c.set(prev));
+        match outcome {
+            CoroutineResult::Yield(Switch::Yield) => Resumed::Runnable(self),
+            CoroutineResult::Yield(Switch::Park) => self.after_park(),
+            CoroutineResult::Return(()) => {
+                header.state.store(DONE, Ordering::Release);
+                // SAFETY: exclusive owner, as above; the coroutine has returned.
+                let co = unsafe { (*header.co.get()).take() };
+                if let Some(co) = co {
+                    stack::give_back(co.into_stack());
+                }
+                header.complete_join();
+                Resumed::Finished
+            }
+        }
+    }
+
+    fn after_park(self) -> Resumed {
+        // Release: the ULT's writes before it parked are visible to whoever unparks it.
+        match self
+            .state
+            .compare_exchange(ACTIVE, PARKED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Resumed::Parked,
+            Err(_) => {
+                // An unpark arrived between the ULT's token check and now: consume the token
+                // and let the ULT run again (its park returns).
+                self.state.store(ACTIVE, Ordering::Release);
+                Resumed::Runnable(self)
+            }
+        }
+    }
+
+    /// Destroys a ULT that will never be resumed, unwinding its stack (running destructors)
+    /// if it had started. Must be called on its home thread, like `resume`.
+    pub fn cancel(self) {
+        self.cancelling.set(true);
+        let header: &Header = &self;
+        let prev = CURRENT.with(|c| c.replace(&self as *const RawUlt));
+        // SAFETY: exclusive owner, as in `resume`.
+        let co = unsafe { (*header.co.get()).take() };
+        if let Some(co) = co {
+            // Dropping a started coroutine force-unwinds it; an unstarted one is just freed.
+            let r = panic::catch_unwind(AssertUnwindSafe(move || drop(co)));
+            drop(r);
+        }
+        CURRENT.with(|c| c.set(prev));
+        header.state.store(DONE, Ordering::Release);
+    }
+
+    /// A handle other code can use to wake this ULT.
+    pub fn unparker(&self) -> Unparker {
+        Unparker::for_ult(self.clone())
+    }
+
+    /// Whether two handles refer to the same ULT.
+    pub fn ptr_eq(&self, other: &RawUlt) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Drop for Header {
+    fn drop(&mut self) {
+        if let Some(co) = self.co.get_mut().take() {
+            if co.started() && !co.done() {
+                // Dropped while suspended and not through `cancel`: we may be on a foreign
+                // kernel thread, where unwinding its frames could touch the wrong thread's
+                // locals. Leak the stack instead (documented in the crate root).
+                std::mem::forget(co);
+            } else if !co.started() {
+                stack::give_back(co.into_stack());
+            }
+        }
+    }
+}
+
+/// Suspends the running ULT. Panics if called outside a ULT.
+///
+/// For `Switch::Park` the caller must already have checked for a pending token.
+pub(crate) fn suspend_current(header: &Header, why: Switch) {
+    let y = header.yielder.get();
+    debug_assert!(!y.is_null());
+    // SAFETY: `header` is the running ULT (taken from CURRENT on this thread), whose yielder
+    // was set when it started and lives on its stack until it returns; we are inside it.
+    unsafe { (*y).suspend(why) };
+}
+
+/// `park` for the running ULT: consume a token or suspend until unparked.
+pub(crate) fn park_current(header: &Header) {
+    // Acquire: pairs with the unparker's release, so its writes are visible after we return.
+    let prev = header.state.fetch_and(!NOTIFIED, Ordering::AcqRel);
+    if prev & NOTIFIED != 0 {
+        return;
+    }
+    suspend_current(header, Switch::Park);
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<RawUlt>();
+    let _ = |b: Box<dyn Any + Send>| b;
+}

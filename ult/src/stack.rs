@@ -1,0 +1,335 @@
+//! Guard-paged ULT stacks and the per-thread stack pool.
+//!
+//! A [`UltStack`] is one anonymous `mmap` reservation: the lowest page is `PROT_NONE` (the
+//! guard page that turns an overflow into a fault the overflow handler recognises), the rest is
+//! read-write and `MAP_NORESERVE`, so pages are committed only when first touched.
+//!
+//! Mapping a fresh stack costs two system calls plus a page fault per touched page (~9 µs on
+//! the development machine), so finished ULTs hand their stack back to a pool owned by the
+//! kernel thread they finished on, and the next spawn on that thread reuses it warm. Pools are
+//! thread-local: only the owning thread pushes or pops, no locking. A pool keeps at most
+//! [`POOL_MAX_BYTES`] of address space; the rest is unmapped.
+//!
+//! RSS stays bounded: a stack that once went deep would keep its touched pages forever, so
+//! every [`TRIM_EVERY`]th return to the pool (and whenever the pool is trimmed explicitly)
+//! everything below the warm top [`WARM_BYTES`] is released with `madvise(MADV_DONTNEED)`.
+//! The trim is amortised because one `madvise` costs more than a whole pooled spawn+join.
+//!
+//! Invariants: a stack in the pool is not in use by any coroutine; `base()` is 16-byte
+//! aligned; the guard page is always mapped `PROT_NONE` while the stack exists.
+
+use std::cell::RefCell;
+use std::io;
+use std::ptr;
+
+/// Default usable size of a ULT stack: 256 KiB of address space, of which only the touched
+/// pages cost memory (a ULT that stays shallow uses one or two 4 KiB pages).
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// Smallest usable stack size accepted by [`crate::Builder::stack_size`].
+pub const MIN_STACK_SIZE: usize = 16 * 1024;
+
+/// Address space a thread's pool may hold before further returned stacks are unmapped.
+pub const POOL_MAX_BYTES: usize = 256 * 1024 * 1024;
+
+/// The top of a stack that is never trimmed: the pages a shallow ULT touches.
+pub const WARM_BYTES: usize = 16 * 1024;
+
+/// A pooled stack is trimmed every this many returns to the pool.
+pub const TRIM_EVERY: u32 = 64;
+
+pub(crate) fn page_size() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    let cached = PAGE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = if page > 0 { page as usize } else { 4096 };
+    PAGE.store(page, Ordering::Relaxed);
+    page
+}
+
+/// One guard-paged stack. Dropping it unmaps it.
+pub struct UltStack {
+    /// Lowest address of the mapping (the guard page starts here).
+    low: usize,
+    /// Length of the whole mapping, guard page included.
+    len: usize,
+    /// Returns to a pool since the last trim.
+    uses_since_trim: u32,
+}
+
+impl UltStack {
+    /// Maps a new stack with `size` usable bytes (rounded up to whole pages) below a guard
+    /// page. Fails with an error that names the limit that was hit.
+    pub fn new(size: usize) -> io::Result<UltStack> {
+        let page = page_size();
+        let usable = size.max(MIN_STACK_SIZE).div_ceil(page) * page;
+        let len = usable + page;
+        // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches
+        // no existing memory.
+        let low = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if low == libc::MAP_FAILED {
+            return Err(mapping_error(io::Error::last_os_error(), usable));
+        }
+        let stack = UltStack {
+            low: low as usize,
+            len,
+            uses_since_trim: 0,
+        };
+        // SAFETY: the range lies inside the mapping just created and owned by `stack`.
+        let rc = unsafe {
+            libc::mprotect(
+                (stack.low + page) as *mut libc::c_void,
+                usable,
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
+        };
+        if rc != 0 {
+            // `stack` is dropped here and unmaps the reservation.
+            return Err(mapping_error(io::Error::last_os_error(), usable));
+        }
+        Ok(stack)
+    }
+
+    /// Usable bytes (without the guard page).
+    pub fn usable_size(&self) -> usize {
+        self.len - page_size()
+    }
+
+    /// The guard page as `[low, high)`.
+    pub fn guard_range(&self) -> (usize, usize) {
+        (self.low, self.low + page_size())
+    }
+
+    /// Releases the committed pages below the warm top back to the kernel.
+    fn trim(&mut self) {
+        let page = page_size();
+        let top = self.low + self.len;
+        let keep_from = top - WARM_BYTES.min(self.usable_size());
+        let start = self.low + page;
+        if keep_from > start {
+            // SAFETY: the range is inside our read-write mapping and no coroutine is running on
+            // this stack (it is being returned to the pool); MADV_DONTNEED only zeroes pages.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, keep_from - start, libc::MADV_DONTNEED);
+            }
+        }
+        self.uses_since_trim = 0;
+    }
+}
+
+impl Drop for UltStack {
+    fn drop(&mut self) {
+        // SAFETY: `low..low+len` is exactly the mapping this value owns, and no coroutine runs
+        // on it any more (the owner gave it up).
+        unsafe {
+            libc::munmap(self.low as *mut libc::c_void, self.len);
+        }
+    }
+}
+
+// SAFETY: the mapping has a guard page at its low end and at least MIN_STACK_SIZE (> 4096)
+// usable bytes; base and limit are page-aligned, hence 16-byte aligned.
+unsafe impl corosensei::stack::Stack for UltStack {
+    fn base(&self) -> corosensei::stack::StackPointer {
+        corosensei::stack::StackPointer::new(self.low + self.len).expect("mapping is not at 0")
+    }
+
+    fn limit(&self) -> corosensei::stack::StackPointer {
+        corosensei::stack::StackPointer::new(self.low + page_size()).expect("mapping is not at 0")
+    }
+}
+
+fn mapping_error(err: io::Error, usable: usize) -> io::Error {
+    let limit = read_max_map_count();
+    let in_use = count_mappings();
+    let near_limit = matches!((limit, in_use), (Some(l), Some(u)) if u + 8 >= l);
+    let kind = err.kind();
+    let msg = if near_limit {
+        format!(
+            "cannot map a {} KiB ULT stack: the process has {} memory mappings and \
+             vm.max_map_count is {} (each live ULT stack needs 2); raise it with \
+             `sysctl -w vm.max_map_count={}` (root) or use fewer live ULTs ({err})",
+            usable / 1024,
+            in_use.unwrap_or(0),
+            limit.unwrap_or(0),
+            limit.unwrap_or(65530).saturating_mul(16),
+        )
+    } else {
+        format!(
+            "cannot map a {} KiB ULT stack: out of memory or address space \
+             (check `ulimit -v` and vm.overcommit_memory; vm.max_map_count is {}, \
+             mappings in use {}): {err}",
+            usable / 1024,
+            limit.map_or("unknown".to_string(), |l| l.to_string()),
+            in_use.map_or("unknown".to_string(), |u| u.to_string()),
+        )
+    };
+    io::Error::new(
+        if kind == io::ErrorKind::Other {
+            io::ErrorKind::OutOfMemory
+        } else {
+            kind
+        },
+        msg,
+    )
+}
+
+/// `vm.max_map_count`, if readable.
+pub fn read_max_map_count() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn count_mappings() -> Option<usize> {
+    let maps = std::fs::read("/proc/self/maps").ok()?;
+    Some(maps.iter().filter(|&&b| b == b'\n').count())
+}
+
+struct Pool {
+    stacks: Vec<UltStack>,
+    bytes: usize,
+}
+
+thread_local! {
+    static POOL: RefCell<Pool> = const { RefCell::new(Pool { stacks: Vec::new(), bytes: 0 }) };
+}
+
+/// Takes a stack of exactly `size` usable bytes (page-rounded) from this thread's pool, or
+/// maps a new one.
+pub(crate) fn take(size: usize) -> io::Result<UltStack> {
+    let page = page_size();
+    let usable = size.max(MIN_STACK_SIZE).div_ceil(page) * page;
+    let pooled = POOL
+        .try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            // Most programs use one size: the last stack almost always matches.
+            let idx = pool.stacks.iter().rposition(|s| s.usable_size() == usable)?;
+            let stack = pool.stacks.swap_remove(idx);
+            pool.bytes -= stack.len;
+            Some(stack)
+        })
+        .ok()
+        .flatten();
+    match pooled {
+        Some(stack) => Ok(stack),
+        None => UltStack::new(usable),
+    }
+}
+
+/// Returns a stack to this thread's pool (or unmaps it if the pool is full).
+pub(crate) fn give_back(mut stack: UltStack) {
+    stack.uses_since_trim += 1;
+    if stack.uses_since_trim >= TRIM_EVERY {
+        stack.trim();
+    }
+    let _ = POOL.try_with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.bytes + stack.len <= POOL_MAX_BYTES {
+            pool.bytes += stack.len;
+            pool.stacks.push(stack);
+        }
+        // else: `stack` drops here and is unmapped.
+    });
+}
+
+/// Statistics of the calling thread's stack pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Stacks waiting in the pool.
+    pub stacks: usize,
+    /// Address space they hold, guard pages included.
+    pub bytes: usize,
+}
+
+/// Reports the calling thread's stack pool.
+pub fn pool_stats() -> PoolStats {
+    POOL.with(|pool| {
+        let pool = pool.borrow();
+        PoolStats {
+            stacks: pool.stacks.len(),
+            bytes: pool.bytes,
+        }
+    })
+}
+
+/// Releases the committed pages of every pooled stack on the calling thread, keeping the
+/// mappings for reuse. Useful after a burst of deep recursion.
+pub fn trim_pool() {
+    POOL.with(|pool| pool.borrow_mut().stacks.iter_mut().for_each(UltStack::trim));
+}
+
+/// Unmaps every pooled stack on the calling thread.
+pub fn clear_pool() {
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        pool.stacks.clear();
+        pool.bytes = 0;
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacks_are_pooled_and_reused() {
+        clear_pool();
+        let s = take(64 * 1024).unwrap();
+        let low = s.low;
+        give_back(s);
+        assert_eq!(pool_stats().stacks, 1);
+        let again = take(64 * 1024).unwrap();
+        assert_eq!(again.low, low, "the pooled stack is reused");
+        assert_eq!(pool_stats().stacks, 0);
+        give_back(again);
+        clear_pool();
+    }
+
+    #[test]
+    fn sizes_round_up_to_pages_and_minimum() {
+        let s = UltStack::new(1).unwrap();
+        assert_eq!(s.usable_size(), MIN_STACK_SIZE);
+        let s = UltStack::new(MIN_STACK_SIZE + 1).unwrap();
+        assert_eq!(s.usable_size(), MIN_STACK_SIZE + page_size());
+    }
+
+    #[test]
+    fn trim_releases_deep_pages() {
+        let mut s = UltStack::new(1024 * 1024).unwrap();
+        let base = s.low + s.len;
+        // Touch 512 KiB below the top.
+        for off in (0..512 * 1024).step_by(4096) {
+            // SAFETY: inside the read-write part of the mapping we own.
+            unsafe { ((base - 1 - off) as *mut u8).write_volatile(1) };
+        }
+        let resident = |s: &UltStack| {
+            let page = page_size();
+            let mut vec = vec![0u8; s.len / page];
+            // SAFETY: mincore reads the page table for a range we own into a buffer of the
+            // right length (one byte per page).
+            let rc = unsafe { libc::mincore(s.low as *mut libc::c_void, s.len, vec.as_mut_ptr()) };
+            assert_eq!(rc, 0);
+            vec.iter().filter(|&&b| b & 1 == 1).count()
+        };
+        assert!(resident(&s) >= 128);
+        s.trim();
+        assert!(resident(&s) <= WARM_BYTES / page_size());
+    }
+}
