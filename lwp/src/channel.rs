@@ -1,0 +1,1 @@
+//! Channels whose blocking operations park ULTs, never LWPs (to be written).

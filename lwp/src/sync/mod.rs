@@ -1,0 +1,1 @@
+//! Synchronisation primitives that park ULTs, never LWPs (to be written).
