@@ -18,6 +18,7 @@ use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -42,7 +43,7 @@ struct Local {
 }
 
 thread_local! {
-    static LOCAL: RefCell<Option<Arc<Local>>> = const { RefCell::new(None) };
+    static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
 }
 
 static NEXT_EXECUTOR: AtomicU64 = AtomicU64::new(1);
@@ -62,7 +63,10 @@ impl Shared {
         let mut ult = Some(ult);
         with_local(self.id, |l| l.queue.borrow_mut().extend(ult.take()));
         if let Some(ult) = ult {
-            self.inbox.lock().unwrap_or_else(|e| e.into_inner()).push(ult);
+            self.inbox
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(ult);
             // Release: pairs with the executor's acquire swap before draining.
             self.inbox_nonempty.store(true, Ordering::Release);
             self.thread.unpark();
@@ -148,7 +152,7 @@ where
         thread: std::thread::current(),
         next_timer: AtomicU64::new(1),
     });
-    let local = Arc::new(Local {
+    let local = Rc::new(Local {
         id,
         queue: RefCell::new(VecDeque::new()),
         timers: RefCell::new(BinaryHeap::new()),

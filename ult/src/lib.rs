@@ -41,7 +41,11 @@
 //! - A ULT that is parked forever when its runtime goes away is leaked (its stack is not
 //!   unwound on a foreign thread), like a thread left running at exit.
 
-#![warn(missing_docs, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+#![warn(
+    missing_docs,
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks
+)]
 
 mod executor;
 mod join;

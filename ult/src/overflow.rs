@@ -159,14 +159,13 @@ extern "C" fn handler(signum: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut
         }
     }
     // Not ours: hand the signal to whoever handled it before us.
-    // SAFETY: PREV_* were written once in install_handler before this handler was installed.
-    let prev = unsafe {
-        if signum == libc::SIGBUS {
-            (*(&raw const PREV_BUS)).assume_init_ref()
-        } else {
-            (*(&raw const PREV_SEGV)).assume_init_ref()
-        }
+    let saved: *const MaybeUninit<libc::sigaction> = if signum == libc::SIGBUS {
+        &raw const PREV_BUS
+    } else {
+        &raw const PREV_SEGV
     };
+    // SAFETY: PREV_* were written once in install_handler before this handler was installed.
+    let prev = unsafe { (*saved).assume_init_ref() };
     let h = prev.sa_sigaction;
     if h == libc::SIG_DFL || h == libc::SIG_IGN {
         // Restore the default action and return: the faulting instruction runs again and the

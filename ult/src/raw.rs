@@ -223,7 +223,13 @@ pub(crate) fn current_guard() -> Option<(usize, usize, u64, usize, *const Header
     let p = CURRENT.try_with(|c| c.get()).ok()?;
     // SAFETY: as in `current_raw`; the handler runs on the thread that runs the ULT.
     let h: &Header = unsafe { p.as_ref()? };
-    Some((h.guard.0, h.guard.1, h.id.0, h.stack_size, h as *const Header))
+    Some((
+        h.guard.0,
+        h.guard.1,
+        h.id.0,
+        h.stack_size,
+        h as *const Header,
+    ))
 }
 
 /// Options for creating a ULT (see [`crate::Builder`]).

@@ -124,7 +124,11 @@ impl UltStack {
             // SAFETY: the range is inside our read-write mapping and no coroutine is running on
             // this stack (it is being returned to the pool); MADV_DONTNEED only zeroes pages.
             unsafe {
-                libc::madvise(start as *mut libc::c_void, keep_from - start, libc::MADV_DONTNEED);
+                libc::madvise(
+                    start as *mut libc::c_void,
+                    keep_from - start,
+                    libc::MADV_DONTNEED,
+                );
             }
         }
         self.uses_since_trim = 0;
@@ -220,7 +224,10 @@ pub(crate) fn take(size: usize) -> io::Result<UltStack> {
         .try_with(|pool| {
             let mut pool = pool.borrow_mut();
             // Most programs use one size: the last stack almost always matches.
-            let idx = pool.stacks.iter().rposition(|s| s.usable_size() == usable)?;
+            let idx = pool
+                .stacks
+                .iter()
+                .rposition(|s| s.usable_size() == usable)?;
             let stack = pool.stacks.swap_remove(idx);
             pool.bytes -= stack.len;
             Some(stack)
