@@ -158,6 +158,7 @@ where
         timers: RefCell::new(BinaryHeap::new()),
         timer_unparkers: RefCell::new(HashMap::new()),
     });
+    crate::raw::prepare_thread();
     let previous = LOCAL.with(|l| l.replace(Some(local.clone())));
     let sched: Arc<dyn Schedule> = shared.clone();
     let root = builder.spawn_with(sched, f).map(|(raw, handle)| {
@@ -184,17 +185,29 @@ where
     Ok(root.join())
 }
 
+/// Timers are checked every this many resumes (and whenever the queue runs dry), so a busy
+/// queue does not pay for a clock read per switch.
+const TIMER_CHECK_INTERVAL: u32 = 61;
+
 fn event_loop<T>(shared: &Shared, local: &Local, root: &JoinHandle<T>) {
+    let mut tick: u32 = 0;
     loop {
         if shared.inbox_nonempty.load(Ordering::Relaxed) {
             drain_inbox(shared, local);
         }
-        fire_timers(local);
+        tick = tick.wrapping_add(1);
+        if tick % TIMER_CHECK_INTERVAL == 0 {
+            fire_timers(local);
+        }
         let next = local.queue.borrow_mut().pop_front();
         if let Some(ult) = next {
             if let Resumed::Runnable(ult) = ult.resume() {
                 local.queue.borrow_mut().push_back(ult);
             }
+            continue;
+        }
+        fire_timers(local);
+        if !local.queue.borrow().is_empty() {
             continue;
         }
         if root.is_finished() {

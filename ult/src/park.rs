@@ -105,10 +105,10 @@ pub fn park_deadline(deadline: Instant) {
 
 /// Puts the running ULT at the back of its run queue so others can run. Outside a ULT it is
 /// `std::thread::yield_now`.
+#[inline]
 pub fn yield_now() {
-    match raw::current_header() {
-        Some(h) => raw::suspend_current(h, raw::Switch::Yield),
-        None => std::thread::yield_now(),
+    if !raw::yield_current() {
+        std::thread::yield_now();
     }
 }
 

@@ -198,6 +198,9 @@ thread_local! {
     /// The scheduler's handle to the ULT running on this kernel thread, or null. It points
     /// into the frame of `RawUlt::resume`, which outlives the ULT's run.
     static CURRENT: Cell<*const RawUlt> = const { Cell::new(ptr::null()) };
+    /// The running ULT's yielder (null before its first run): the switch path reads it
+    /// without walking the header.
+    static CURRENT_YIELDER: Cell<*const Yielder<(), Switch>> = const { Cell::new(ptr::null()) };
 }
 
 /// The header of the ULT running on this kernel thread. Never inlined, so that a ULT that
@@ -279,6 +282,7 @@ where
         // SAFETY: the cell owns this coroutine, so it is alive while the coroutine runs.
         let cell = unsafe { &*(cell_ptr as *const UltCell<T>) };
         cell.header.yielder.set(yielder as *const _);
+        CURRENT_YIELDER.with(|c| c.set(yielder as *const _));
         let result = panic::catch_unwind(AssertUnwindSafe(f));
         if let Err(payload) = result {
             if cell.header.cancelling.get() {
@@ -411,15 +415,17 @@ impl RawUlt {
     ///
     /// Only the scheduler that took this ULT from a run queue may call this, and only on
     /// its home thread if `!self.may_migrate()`.
+    #[inline]
     pub fn resume(self) -> Resumed {
-        crate::overflow::ensure_signal_stack();
         let header: &Header = &self;
         let prev = CURRENT.with(|c| c.replace(&self as *const RawUlt));
+        CURRENT_YIELDER.with(|c| c.set(header.yielder.get()));
         // SAFETY: the run-state protocol gives the caller exclusive ownership of the
         // coroutine: it popped the ULT from a run queue, and a ULT is in at most one queue.
         let co = unsafe { (*header.co.get()).as_mut() }.expect("resumed a finished ULT");
         let outcome = co.resume(());
         CURRENT.with(|c| c.set(prev));
+        CURRENT_YIELDER.with(|c| c.set(ptr::null()));
         match outcome {
             CoroutineResult::Yield(Switch::Yield) => Resumed::Runnable(self),
             CoroutineResult::Yield(Switch::Park) => self.after_park(),
@@ -504,6 +510,26 @@ pub(crate) fn suspend_current(header: &Header, why: Switch) {
     // SAFETY: `header` is the running ULT (taken from CURRENT on this thread), whose yielder
     // was set when it started and lives on its stack until it returns; we are inside it.
     unsafe { (*y).suspend(why) };
+}
+
+/// Prepares the calling kernel thread to run ULTs (its alternate signal stack, for the
+/// overflow report). Every scheduler calls this once per thread before its first `resume`.
+pub fn prepare_thread() {
+    crate::overflow::ensure_signal_stack();
+}
+
+/// Yields the running ULT; false if the caller is not a ULT.
+#[inline(never)]
+pub(crate) fn yield_current() -> bool {
+    let y = CURRENT_YIELDER.with(|c| c.get());
+    if y.is_null() {
+        return false;
+    }
+    // SAFETY: CURRENT_YIELDER is non-null only while a started ULT runs on this thread, and
+    // the caller is that ULT (a scheduler never calls yield_now between resumes: it resets
+    // the pointer after each resume).
+    unsafe { (*y).suspend(Switch::Yield) };
+    true
 }
 
 /// `park` for the running ULT: consume a token or suspend until unparked.
