@@ -54,6 +54,7 @@ mod overflow;
 mod park;
 pub mod raw;
 pub mod stack;
+pub mod state;
 
 use std::io;
 use std::sync::Arc;

@@ -10,17 +10,9 @@
 //! - Anyone holding an [`crate::Unparker`] may call `unpark` from any thread.
 //!
 //! # The run state
-//! One atomic word per ULT: `ACTIVE` (queued or running), `PARKED` (suspended, in no queue,
-//! owned by whoever holds its unparkers) or `DONE`, plus the `NOTIFIED` bit (an unpark token
-//! like `std::thread::park`'s). The protocol has no lost wake-ups:
-//! - `park` inside the ULT first consumes a token if one is present and returns at once;
-//!   otherwise it suspends with [`Switch::Park`].
-//! - After that suspension the scheduler CASes `ACTIVE -> PARKED`. If an unpark set
-//!   `NOTIFIED` in between, the CAS fails, the scheduler clears the token and requeues the
-//!   ULT (its `park` returns). So a ULT is only ever `PARKED` while suspended.
-//! - `unpark` CASes `PARKED -> ACTIVE` and hands the ULT to [`Schedule::wake`] (exactly one
-//!   unparker wins the CAS, so the ULT is queued exactly once), or sets `NOTIFIED` when the
-//!   ULT is `ACTIVE`, or does nothing when it is `DONE`.
+//! Parking and joining follow the two protocols of [`crate::state`] (model-checked with
+//! loom): a ULT is `PARKED` only while suspended and in no queue, and exactly one party
+//! queues it again, through [`Schedule::wake`], so no wake-up is lost or doubled.
 //!
 //! # Migration and thread-locals
 //! A ULT that has never run has no frames, so any kernel thread may start it (this is where
@@ -36,7 +28,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -44,6 +36,7 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use crate::local::LocalMap;
 use crate::stack::{self, UltStack};
+use crate::state::{JoinState, RunState};
 use crate::Unparker;
 
 /// Why a running ULT gave control back to its scheduler.
@@ -82,14 +75,6 @@ pub trait Schedule: Send + Sync + 'static {
     fn cancel_timer(&self, key: u64);
 }
 
-const ACTIVE: u32 = 0;
-const PARKED: u32 = 1;
-const DONE: u32 = 2;
-const RUN_MASK: u32 = 3;
-const NOTIFIED: u32 = 4;
-
-const JOIN_WAITER: u8 = 1;
-const JOIN_COMPLETE: u8 = 2;
 
 /// Identifier of a ULT, unique within the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -115,7 +100,7 @@ type Co = Coroutine<(), Switch, (), UltStack>;
 pub struct Header {
     id: UltId,
     name: Option<Arc<str>>,
-    state: AtomicU32,
+    state: RunState,
     sched: Arc<dyn Schedule>,
     /// Owned by whoever is running or resuming the ULT (the state machine gives that owner
     /// exclusive access: only the scheduler that popped it from a run queue touches it).
@@ -133,7 +118,7 @@ pub struct Header {
     migratable: bool,
     /// Free for the scheduler: e.g. the index of the home LWP.
     home: AtomicUsize,
-    join_state: AtomicU8,
+    join_state: JoinState,
     join_waiter: UnsafeCell<Option<Unparker>>,
 }
 
@@ -262,7 +247,7 @@ where
         header: Header {
             id: UltId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
             name: spec.name.map(Arc::from),
-            state: AtomicU32::new(ACTIVE),
+            state: RunState::new(),
             sched,
             co: UnsafeCell::new(None),
             yielder: Cell::new(ptr::null()),
@@ -272,7 +257,7 @@ where
             cancelling: Cell::new(false),
             migratable: spec.migratable,
             home: AtomicUsize::new(usize::MAX),
-            join_state: AtomicU8::new(0),
+            join_state: JoinState::new(),
             join_waiter: UnsafeCell::new(None),
         },
         result: UnsafeCell::new(None),
@@ -350,28 +335,13 @@ impl Header {
 
     /// Whether the ULT has finished.
     pub fn is_finished(&self) -> bool {
-        self.join_state.load(Ordering::Acquire) & JOIN_COMPLETE != 0
+        self.join_state.is_complete()
     }
 
-    /// The unpark path (see the module header). `this` is a handle to this same ULT.
+    /// The unpark path (see [`crate::state`]). `this` is a handle to this same ULT.
     pub(crate) fn unpark(&self, this: &RawUlt) {
-        let mut s = self.state.load(Ordering::Relaxed);
-        loop {
-            let next = match s & RUN_MASK {
-                PARKED => ACTIVE,
-                ACTIVE if s & NOTIFIED == 0 => s | NOTIFIED,
-                _ => return, // already notified, or done
-            };
-            // Release: what the unparker wrote before unpark is visible to the ULT once it
-            // runs again (pairs with the acquire in `park_current` / `after_park`).
-            match self
-                .state
-                .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) if next == ACTIVE => return self.sched.wake(this.clone()),
-                Ok(_) => return,
-                Err(actual) => s = actual,
-            }
+        if self.state.unpark() {
+            self.sched.wake(this.clone());
         }
     }
 
@@ -380,13 +350,11 @@ impl Header {
         // SAFETY: only the single JoinHandle writes here, and only before it sets JOIN_WAITER;
         // the completer reads it only after seeing JOIN_WAITER (acquire).
         unsafe { *self.join_waiter.get() = Some(waiter) };
-        let prev = self.join_state.fetch_or(JOIN_WAITER, Ordering::AcqRel);
-        prev & JOIN_COMPLETE == 0
+        self.join_state.set_waiter()
     }
 
     fn complete_join(&self) {
-        let prev = self.join_state.fetch_or(JOIN_COMPLETE, Ordering::AcqRel);
-        if prev & JOIN_WAITER != 0 {
+        if self.join_state.complete() {
             // SAFETY: JOIN_WAITER was set (acquire above), so the joiner finished writing and
             // will never touch the slot again.
             if let Some(w) = unsafe { (*self.join_waiter.get()).take() } {
@@ -430,7 +398,7 @@ impl RawUlt {
             CoroutineResult::Yield(Switch::Yield) => Resumed::Runnable(self),
             CoroutineResult::Yield(Switch::Park) => self.after_park(),
             CoroutineResult::Return(()) => {
-                header.state.store(DONE, Ordering::Release);
+                header.state.finish();
                 // SAFETY: exclusive owner, as above; the coroutine has returned.
                 let co = unsafe { (*header.co.get()).take() };
                 if let Some(co) = co {
@@ -443,18 +411,12 @@ impl RawUlt {
     }
 
     fn after_park(self) -> Resumed {
-        // Release: the ULT's writes before it parked are visible to whoever unparks it.
-        match self
-            .state
-            .compare_exchange(ACTIVE, PARKED, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => Resumed::Parked,
-            Err(_) => {
-                // An unpark arrived between the ULT's token check and now: consume the token
-                // and let the ULT run again (its park returns).
-                self.state.store(ACTIVE, Ordering::Release);
-                Resumed::Runnable(self)
-            }
+        if self.state.try_park() {
+            Resumed::Parked
+        } else {
+            // An unpark arrived between the ULT's token check and now: the token is consumed
+            // and the ULT runs again (its park returns).
+            Resumed::Runnable(self)
         }
     }
 
@@ -472,7 +434,7 @@ impl RawUlt {
             drop(r);
         }
         CURRENT.with(|c| c.set(prev));
-        header.state.store(DONE, Ordering::Release);
+        header.state.finish();
     }
 
     /// A handle other code can use to wake this ULT.
@@ -534,9 +496,7 @@ pub(crate) fn yield_current() -> bool {
 
 /// `park` for the running ULT: consume a token or suspend until unparked.
 pub(crate) fn park_current(header: &Header) {
-    // Acquire: pairs with the unparker's release, so its writes are visible after we return.
-    let prev = header.state.fetch_and(!NOTIFIED, Ordering::AcqRel);
-    if prev & NOTIFIED != 0 {
+    if header.state.take_token() {
         return;
     }
     suspend_current(header, Switch::Park);
