@@ -1,11 +1,53 @@
 //! # lwp: kernel threads (LWPs) that run user-level threads
 //!
-//! The two-level scheduler of the lecture: the many-to-one, one-to-one and many-to-many
-//! models behind one std-like API.
+//! The two-level thread model of the lecture (Solaris' LWPs, Go's Ms and Ps): user-level
+//! threads (ULTs, from the `ult` crate) multiplexed onto kernel threads ("light-weight
+//! processes"), behind one std-like API, under the three models of the lecture:
+//!
+//! | [`Model`] | kernel threads | a blocking call stalls | switch cost |
+//! |---|---|---|---|
+//! | [`Model::ManyToOne`] | 1 | every ULT | user-level |
+//! | [`Model::OneToOne`] | one per ULT | only that ULT | kernel |
+//! | [`Model::ManyToMany`] | `lwps` (+ sysmon's) | that LWP's started ULTs, briefly | user-level |
+//!
+//! ```
+//! use lwp::channel;
+//!
+//! let rt = lwp::Runtime::builder().lwps(2).build().unwrap();
+//! let sum = rt.run(|| {
+//!     let (tx, rx) = channel::bounded(16);
+//!     for i in 0..100u64 {
+//!         let tx = tx.clone();
+//!         lwp::spawn(move || tx.send(i).unwrap());
+//!     }
+//!     drop(tx);
+//!     rx.iter().sum::<u64>()
+//! });
+//! assert_eq!(sum, 4950);
+//! ```
+//!
+//! What is here: the runtime and its models ([`Runtime`], [`RuntimeBuilder`], [`spawn`],
+//! [`Builder`]), the LWP scheduler with work stealing and idle parking (`scheduler`),
+//! sysmon ([`sysmon`]), the blocking pool ([`blocking()`]), ULT-parking synchronisation
+//! primitives ([`sync`]) and channels ([`channel`]), timers ([`sleep`], [`park_timeout`]) and
+//! [`metrics`] with the exact TLP histogram. Everything that blocks parks only the calling
+//! ULT, and works from plain kernel threads too (blocking the thread).
 
 #![warn(missing_docs, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
+pub mod blocking;
 pub mod channel;
+pub mod metrics;
+mod one_to_one;
+mod runtime;
+mod scheduler;
 pub mod sync;
+pub mod sysmon;
 
-pub use ult::{park, park_deadline, park_timeout, sleep, sleep_until, unparker, yield_now, Unparker};
+pub use blocking::blocking;
+pub use metrics::{MetricsSnapshot, Timeline, Tlp};
+pub use runtime::{default_runtime, run, spawn, Builder, Model, Runtime, RuntimeBuilder};
+pub use ult::{
+    current, in_ult, local, park, park_deadline, park_timeout, sleep, sleep_until, try_current,
+    unparker, yield_now, JoinHandle, LocalKey, Ult, UltId, Unparker,
+};

@@ -3,7 +3,7 @@ use std::time::Instant;
 use ult::raw::{Resumed, Schedule, RawUlt};
 struct Nop;
 impl Schedule for Nop {
-    fn spawn(&self, _: RawUlt) {}
+    fn spawn(&self, _: RawUlt) -> std::io::Result<()> { Ok(()) }
     fn wake(&self, _: RawUlt) {}
     fn add_timer(&self, _: Instant, _: ult::Unparker) -> u64 { 0 }
     fn cancel_timer(&self, _: u64) {}

@@ -15,9 +15,10 @@
 //! left running at process exit.
 
 use std::cell::RefCell;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::timer::TimerQueue;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -31,15 +32,13 @@ struct Shared {
     inbox: Mutex<Vec<RawUlt>>,
     inbox_nonempty: AtomicBool,
     thread: std::thread::Thread,
-    next_timer: AtomicU64,
 }
 
 /// State only the executor thread touches.
 struct Local {
     id: u64,
     queue: RefCell<VecDeque<RawUlt>>,
-    timers: RefCell<BinaryHeap<Reverse<(Instant, u64)>>>,
-    timer_unparkers: RefCell<HashMap<u64, Unparker>>,
+    timers: RefCell<TimerQueue>,
 }
 
 thread_local! {
@@ -75,8 +74,9 @@ impl Shared {
 }
 
 impl Schedule for Shared {
-    fn spawn(&self, ult: RawUlt) {
+    fn spawn(&self, ult: RawUlt) -> std::io::Result<()> {
         self.push(ult);
+        Ok(())
     }
 
     fn wake(&self, ult: RawUlt) {
@@ -84,28 +84,24 @@ impl Schedule for Shared {
     }
 
     fn add_timer(&self, deadline: Instant, unparker: Unparker) -> u64 {
-        let key = self.next_timer.fetch_add(1, Ordering::Relaxed);
-        let added = with_local(self.id, |l| {
-            l.timers.borrow_mut().push(Reverse((deadline, key)));
-            l.timer_unparkers.borrow_mut().insert(key, unparker.clone());
+        let mut unparker = Some(unparker);
+        let key = with_local(self.id, |l| {
+            let u = unparker.take().expect("taken once");
+            l.timers.borrow_mut().insert(deadline, u)
         });
-        if added.is_none() {
-            // Not on the executor thread (cannot happen for this executor's own ULTs):
-            // degrade to a helper thread rather than lose the wake-up.
-            std::thread::spawn(move || {
-                let now = Instant::now();
-                if deadline > now {
-                    std::thread::sleep(deadline - now);
-                }
-                unparker.unpark();
-            });
+        match (key, unparker) {
+            (Some(key), _) => key,
+            // Not on the executor thread (cannot happen for this executor's own ULTs).
+            (None, Some(u)) => {
+                crate::timer::fallback_timer(deadline, u);
+                0
+            }
+            (None, None) => 0,
         }
-        key
     }
 
     fn cancel_timer(&self, key: u64) {
-        // The heap entry stays until its deadline and is skipped then.
-        with_local(self.id, |l| l.timer_unparkers.borrow_mut().remove(&key));
+        with_local(self.id, |l| l.timers.borrow_mut().cancel(key));
     }
 }
 
@@ -150,13 +146,11 @@ where
         inbox: Mutex::new(Vec::new()),
         inbox_nonempty: AtomicBool::new(false),
         thread: std::thread::current(),
-        next_timer: AtomicU64::new(1),
     });
     let local = Rc::new(Local {
         id,
         queue: RefCell::new(VecDeque::new()),
-        timers: RefCell::new(BinaryHeap::new()),
-        timer_unparkers: RefCell::new(HashMap::new()),
+        timers: RefCell::new(TimerQueue::default()),
     });
     crate::raw::prepare_thread();
     let previous = LOCAL.with(|l| l.replace(Some(local.clone())));
@@ -234,28 +228,16 @@ fn drain_inbox(shared: &Shared, local: &Local) {
 }
 
 fn next_deadline(local: &Local) -> Option<Instant> {
-    local.timers.borrow().peek().map(|Reverse((d, _))| *d)
+    local.timers.borrow_mut().next_deadline()
 }
 
 fn fire_timers(local: &Local) {
     if local.timers.borrow().is_empty() {
         return;
     }
+    // Unparking pushes to the run queue, a different RefCell from the timers.
     let now = Instant::now();
-    loop {
-        let due = {
-            let mut timers = local.timers.borrow_mut();
-            match timers.peek() {
-                Some(Reverse((d, _))) if *d <= now => timers.pop().map(|Reverse((_, k))| k),
-                _ => None,
-            }
-        };
-        let Some(key) = due else { break };
-        let unparker = local.timer_unparkers.borrow_mut().remove(&key);
-        if let Some(u) = unparker {
-            u.unpark();
-        }
-    }
+    local.timers.borrow_mut().fire_due(now);
 }
 
 /// Spawns on the executor of the running ULT.
@@ -272,6 +254,6 @@ where
     };
     let sched = current.scheduler().clone();
     let (raw, cell) = raw::create(spec, sched.clone(), f)?;
-    sched.spawn(raw);
+    sched.spawn(raw)?;
     Ok(JoinHandle::new(cell))
 }

@@ -55,6 +55,7 @@ mod park;
 pub mod raw;
 pub mod stack;
 pub mod state;
+pub mod timer;
 
 use std::io;
 use std::sync::Arc;

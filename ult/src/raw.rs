@@ -63,8 +63,9 @@ pub enum Resumed {
 /// Implementations must be callable from any thread (wake-ups come from other LWPs, the
 /// reactor and plain kernel threads) and must eventually run every ULT they accept.
 pub trait Schedule: Send + Sync + 'static {
-    /// A new, never-started ULT. May be run by any worker.
-    fn spawn(&self, ult: RawUlt);
+    /// A new, never-started ULT. May be run by any worker. An error (say, no kernel thread
+    /// could be created for it) is returned to the spawner; the ULT is then dropped unrun.
+    fn spawn(&self, ult: RawUlt) -> std::io::Result<()>;
     /// A parked ULT was unparked. If `ult.may_migrate()` is false it must be resumed on its
     /// home worker (see [`RawUlt::home`]).
     fn wake(&self, ult: RawUlt);
@@ -385,6 +386,14 @@ impl RawUlt {
     /// its home thread if `!self.may_migrate()`.
     #[inline]
     pub fn resume(self) -> Resumed {
+        self.resume_then(|_| ())
+    }
+
+    /// Like [`RawUlt::resume`], and calls `after` with the ULT's header as soon as it has
+    /// switched back, while the header is certainly alive (a scheduler uses this to report
+    /// on the ULT that just ran).
+    #[inline]
+    pub fn resume_then(self, after: impl FnOnce(&Header)) -> Resumed {
         let header: &Header = &self;
         let prev = CURRENT.with(|c| c.replace(&self as *const RawUlt));
         CURRENT_YIELDER.with(|c| c.set(header.yielder.get()));
@@ -394,20 +403,25 @@ impl RawUlt {
         let outcome = co.resume(());
         CURRENT.with(|c| c.set(prev));
         CURRENT_YIELDER.with(|c| c.set(ptr::null()));
+        after(header);
         match outcome {
             CoroutineResult::Yield(Switch::Yield) => Resumed::Runnable(self),
             CoroutineResult::Yield(Switch::Park) => self.after_park(),
-            CoroutineResult::Return(()) => {
-                header.state.finish();
-                // SAFETY: exclusive owner, as above; the coroutine has returned.
-                let co = unsafe { (*header.co.get()).take() };
-                if let Some(co) = co {
-                    stack::give_back(co.into_stack());
-                }
-                header.complete_join();
-                Resumed::Finished
-            }
+            CoroutineResult::Return(()) => self.after_return(),
         }
+    }
+
+    #[cold]
+    fn after_return(self) -> Resumed {
+        let header: &Header = &self;
+        header.state.finish();
+        // SAFETY: exclusive owner, as in `resume_then`; the coroutine has returned.
+        let co = unsafe { (*header.co.get()).take() };
+        if let Some(co) = co {
+            stack::give_back(co.into_stack());
+        }
+        header.complete_join();
+        Resumed::Finished
     }
 
     fn after_park(self) -> Resumed {
@@ -435,6 +449,17 @@ impl RawUlt {
         }
         CURRENT.with(|c| c.set(prev));
         header.state.finish();
+    }
+
+    /// Destroys the ULT if it is parked (see [`RawUlt::cancel`]); returns false, doing
+    /// nothing, if it is not parked (it is queued, running or finished). Must be called on
+    /// its home thread. Schedulers use this at shutdown for ULTs nobody will ever unpark.
+    pub fn cancel_if_parked(&self) -> bool {
+        if !self.state.try_cancel_parked() {
+            return false;
+        }
+        self.clone().cancel();
+        true
     }
 
     /// A handle other code can use to wake this ULT.

@@ -94,6 +94,15 @@ impl RunState {
         }
     }
 
+    /// Claims a parked ULT for destruction: `PARKED -> DONE`. True if this caller won (no
+    /// unparker can queue it any more); false if it was not parked.
+    #[inline]
+    pub fn try_cancel_parked(&self) -> bool {
+        self.0
+            .compare_exchange(PARKED, DONE, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
     /// The ULT finished: later unparks do nothing.
     #[inline]
     pub fn finish(&self) {

@@ -1,1 +1,0 @@
-//! Channels whose blocking operations park ULTs, never LWPs (to be written).

@@ -1,0 +1,690 @@
+//! The two-level scheduler: LWPs (kernel threads) running ULTs, for the many-to-many and
+//! many-to-one models (the latter is this scheduler with one LWP and no sysmon hand-off).
+//!
+//! # Queues of one LWP
+//! - `lifo`: the ULT this LWP just woke (Go's `runnext`): runs next, for cache locality of
+//!   producer/consumer pairs; at most [`LIFO_STREAK`] times in a row so it cannot starve
+//!   `ready`.
+//! - `ready`: started ULTs homed here (yielded, or woken here). Not stealable: a started ULT
+//!   resumes only on its home LWP (see `ult::raw`).
+//! - `fresh`: a `crossbeam-deque` worker of never-started (or migratable) ULTs. The owner
+//!   pops the newest (LIFO: a spawn-then-join runs the child at once, on a warm stack);
+//!   idle LWPs steal the oldest.
+//! - `inbox`: a mutex-protected vector through which other threads (other LWPs, the
+//!   blocking pool, the reactor, plain kernel threads) wake ULTs homed here.
+//! - the runtime-wide `injector` takes spawns from outside the runtime; it is polled every
+//!   [`GLOBAL_CHECK_INTERVAL`] scheduling rounds so that it never starves.
+//!
+//! # Idle LWPs and wake-ups (no lost wake-up)
+//! An LWP with nothing to run first spins, searching all queues, for up to [`SPIN_TIME`]
+//! (at most half of the LWPs spin at once); then it publishes itself as idle
+//! (`idle` list, `num_idle`, its `sleeping` flag), issues a SeqCst fence, searches once more,
+//! and only then parks its kernel thread (with the next timer deadline as timeout). Whoever
+//! makes work available does the mirror image: publish the work, SeqCst fence, then read
+//! `num_spinning`/`num_idle` (for stealable work) or the home LWP's `sleeping` flag (for a
+//! home wake-up) and unpark one LWP if needed. By the fences, either the waker sees the LWP
+//! as idle and unparks it, or the LWP's last search sees the work; `Thread::unpark` keeps a
+//! token, so an unpark that lands before the `park` is not lost. The protocol is
+//! model-checked in `tests/loom_idle.rs` (`idle.rs` holds the shared logic).
+//!
+//! Waking a sleeping LWP on another CPU costs ~10x a same-CPU switch on the development
+//! machine, so stealable work wakes a thief only when there is surplus (two or more queued
+//! ULTs, or work from outside) and nobody is spinning already.
+//!
+//! # Who may call what
+//! `WorkerCtx` is owned by its LWP thread; ULTs running on that thread reach it through the
+//! `WORKER` thread-local (to spawn and wake locally). Everything in [`Shared`] is safe to use
+//! from any thread.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::ptr;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use ult::raw::{RawUlt, Resumed, Schedule};
+use ult::timer::TimerQueue;
+use ult::Unparker;
+
+use crate::metrics::{bump, LwpCounters, MetricsSnapshot, SharedCounters, TimelineRecorder};
+
+/// Scheduling rounds between two looks at the global queue and the timers.
+pub const GLOBAL_CHECK_INTERVAL: u32 = 61;
+/// Consecutive runs of the `lifo` slot before `ready` gets a turn.
+pub const LIFO_STREAK: u32 = 16;
+/// How long an idle LWP spins, searching for work, before it parks its kernel thread.
+pub const SPIN_TIME: Duration = Duration::from_micros(50);
+
+/// How the scheduler was configured.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) lwps: usize,
+    pub(crate) max_lwps: usize,
+    pub(crate) pin: bool,
+    pub(crate) handoff: bool,
+    pub(crate) timeline: bool,
+    pub(crate) name: String,
+}
+
+/// What other threads may see of one LWP.
+pub(crate) struct LwpSlot {
+    pub(crate) started: AtomicBool,
+    stealer: OnceLock<Stealer<RawUlt>>,
+    thread: OnceLock<Thread>,
+    inbox: Mutex<Vec<RawUlt>>,
+    inbox_flag: AtomicBool,
+    sleeping: AtomicBool,
+    /// True while the LWP is inside a ULT (for sysmon).
+    pub(crate) in_ult: AtomicBool,
+    /// Id of the ULT it runs (for sysmon's report).
+    pub(crate) current_ult: AtomicU64,
+    /// Set by sysmon when this LWP stayed in one ULT past the threshold; the LWP reports it
+    /// (naming the ULT) when the ULT gives control back.
+    pub(crate) stuck: AtomicBool,
+    pub(crate) counters: LwpCounters,
+    pub(crate) timeline: Option<TimelineRecorder>,
+}
+
+/// Runtime-wide scheduler state, shared by every LWP, sysmon and all handles.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) slots: Box<[LwpSlot]>,
+    pub(crate) active: AtomicUsize,
+    injector: Injector<RawUlt>,
+    idle: Mutex<Vec<usize>>,
+    num_idle: AtomicUsize,
+    num_spinning: AtomicUsize,
+    pub(crate) shutdown: AtomicBool,
+    pub(crate) counters: SharedCounters,
+    /// Per LWP: when sysmon first saw it inside its current ULT run (ns since `origin`).
+    pub(crate) stuck_since_ns: Box<[AtomicU64]>,
+    pub(crate) origin: Instant,
+    pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
+    cores: Vec<core_affinity::CoreId>,
+}
+
+/// The LWP-owned part of a worker.
+struct WorkerCtx {
+    index: usize,
+    shared: Arc<Shared>,
+    fresh: Worker<RawUlt>,
+    ready: RefCell<VecDeque<RawUlt>>,
+    lifo: Cell<Option<RawUlt>>,
+    lifo_streak: Cell<u32>,
+    timers: RefCell<TimerQueue>,
+    tick: Cell<u32>,
+    rng: Cell<u64>,
+    busy_since: Cell<u64>,
+}
+
+thread_local! {
+    static WORKER: Cell<*const WorkerCtx> = const { Cell::new(ptr::null()) };
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config) -> Arc<Shared> {
+        let origin = Instant::now();
+        let slots = (0..config.max_lwps)
+            .map(|_| LwpSlot {
+                started: AtomicBool::new(false),
+                stealer: OnceLock::new(),
+                thread: OnceLock::new(),
+                inbox: Mutex::new(Vec::new()),
+                inbox_flag: AtomicBool::new(false),
+                sleeping: AtomicBool::new(false),
+                in_ult: AtomicBool::new(false),
+                current_ult: AtomicU64::new(0),
+                stuck: AtomicBool::new(false),
+                counters: LwpCounters::default(),
+                timeline: config.timeline.then(|| TimelineRecorder::new(origin)),
+            })
+            .collect();
+        let stuck_since_ns = (0..config.max_lwps).map(|_| AtomicU64::new(0)).collect();
+        Arc::new(Shared {
+            stuck_since_ns,
+            cores: if config.pin {
+                core_affinity::get_core_ids().unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+            config,
+            slots,
+            active: AtomicUsize::new(0),
+            injector: Injector::new(),
+            idle: Mutex::new(Vec::new()),
+            num_idle: AtomicUsize::new(0),
+            num_spinning: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            counters: SharedCounters::default(),
+            origin,
+            threads: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Starts the next LWP (kernel thread). Fails if the slots are used up or the kernel
+    /// refuses a thread.
+    pub(crate) fn start_lwp(self: &Arc<Shared>) -> io::Result<usize> {
+        let index = self.active.fetch_add(1, Ordering::AcqRel);
+        if index >= self.slots.len() {
+            self.active.fetch_sub(1, Ordering::AcqRel);
+            return Err(io::Error::other(format!(
+                "runtime already runs its maximum of {} LWPs",
+                self.slots.len()
+            )));
+        }
+        let shared = self.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name(format!("{}-lwp-{index}", self.config.name))
+            // ULTs run on their own stacks; the LWP's stack only holds the scheduler loop.
+            .stack_size(256 * 1024)
+            .spawn(move || worker_main(shared, index, ready_tx));
+        match spawned {
+            Ok(handle) => {
+                // Wait until the LWP published its stealer and thread handle, so that every
+                // started slot is fully usable by others.
+                let _ = ready_rx.recv();
+                self.threads
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(handle);
+                self.counters.lwps_started.fetch_add(1, Ordering::Relaxed);
+                Ok(index)
+            }
+            Err(e) => {
+                self.active.fetch_sub(1, Ordering::AcqRel);
+                Err(e)
+            }
+        }
+    }
+
+    fn started_slots(&self) -> &[LwpSlot] {
+        let n = self.active.load(Ordering::Acquire).min(self.slots.len());
+        &self.slots[..n]
+    }
+
+    fn current_worker(&self) -> Option<&WorkerCtx> {
+        let p = WORKER.with(|w| w.get());
+        // SAFETY: WORKER is non-null only on an LWP thread, pointing at the WorkerCtx that
+        // lives in `worker_main`'s frame for the whole time the pointer is set.
+        let ctx = unsafe { p.as_ref()? };
+        ptr::eq(Arc::as_ptr(&ctx.shared), self).then_some(ctx)
+    }
+
+    /// Wakes one idle LWP to look for stealable work, unless one is already spinning.
+    fn notify_stealable_work(&self) {
+        // SeqCst: pairs with the fence in `WorkerCtx::park`; see the module header.
+        fence(Ordering::SeqCst);
+        if self.num_spinning.load(Ordering::SeqCst) != 0 || self.num_idle.load(Ordering::SeqCst) == 0
+        {
+            return;
+        }
+        let index = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let i = idle.pop();
+            if i.is_some() {
+                self.num_idle.fetch_sub(1, Ordering::SeqCst);
+            }
+            i
+        };
+        if let Some(i) = index {
+            if let Some(t) = self.slots[i].thread.get() {
+                t.unpark();
+            }
+        }
+    }
+
+    /// Queues a ULT on its home LWP's inbox (from any thread) and wakes that LWP if it sleeps.
+    fn push_remote(&self, home: usize, ult: RawUlt) {
+        let slot = &self.slots[home];
+        slot.inbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(ult);
+        slot.inbox_flag.store(true, Ordering::Release);
+        // SeqCst: pairs with the LWP's `sleeping` store + fence before its last search.
+        fence(Ordering::SeqCst);
+        if slot.sleeping.load(Ordering::SeqCst) {
+            if let Some(t) = slot.thread.get() {
+                t.unpark();
+            }
+        }
+    }
+
+    fn push_stealable(&self, ult: RawUlt) {
+        match self.current_worker() {
+            Some(w) => {
+                w.fresh.push(ult);
+                if w.fresh.len() >= 2 {
+                    self.notify_stealable_work();
+                }
+            }
+            None => {
+                self.injector.push(ult);
+                self.notify_stealable_work();
+            }
+        }
+    }
+
+    /// Sum of all counters.
+    pub(crate) fn metrics(&self) -> MetricsSnapshot {
+        let mut m = MetricsSnapshot::default();
+        for slot in self.started_slots() {
+            m.add_lwp(&slot.counters);
+        }
+        m.add_shared(&self.counters);
+        m
+    }
+
+    /// Asks every LWP to stop and waits for them (unless called from one of them).
+    pub(crate) fn shut_down(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        for slot in self.started_slots() {
+            if let Some(t) = slot.thread.get() {
+                t.unpark();
+            }
+        }
+        let on_own_lwp = self.current_worker().is_some();
+        let handles = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        if !on_own_lwp {
+            for h in handles {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// Wakes every idle LWP (sysmon uses this when an LWP is stuck).
+    pub(crate) fn wake_one_idle(&self) -> bool {
+        let index = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let i = idle.pop();
+            if i.is_some() {
+                self.num_idle.fetch_sub(1, Ordering::SeqCst);
+            }
+            i
+        };
+        match index.and_then(|i| self.slots[i].thread.get()) {
+            Some(t) => {
+                t.unpark();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether stealable work is waiting anywhere (injector or any LWP's fresh queue).
+    pub(crate) fn has_stealable_work(&self) -> bool {
+        !self.injector.is_empty()
+            || self
+                .started_slots()
+                .iter()
+                .any(|s| s.stealer.get().is_some_and(|st| !st.is_empty()))
+    }
+
+    pub(crate) fn timeline(&self) -> Option<crate::metrics::Timeline> {
+        if !self.config.timeline {
+            return None;
+        }
+        let window_ns = crate::metrics::nanos(self.origin.elapsed());
+        let lwps = self
+            .started_slots()
+            .iter()
+            .map(|s| s.timeline.as_ref().map(|t| t.snapshot()).unwrap_or_default())
+            .collect();
+        Some(crate::metrics::Timeline { lwps, window_ns })
+    }
+}
+
+impl Schedule for Shared {
+    fn spawn(&self, ult: RawUlt) -> io::Result<()> {
+        match self.current_worker() {
+            Some(w) => bump(&self.slots[w.index].counters.spawns),
+            None => {
+                self.counters.extra_spawns.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.push_stealable(ult);
+        Ok(())
+    }
+
+    fn wake(&self, ult: RawUlt) {
+        if ult.may_migrate() {
+            return self.push_stealable(ult);
+        }
+        let home = ult.home();
+        match self.current_worker() {
+            Some(w) if w.index == home => {
+                bump(&self.slots[home].counters.wakes);
+                if let Some(previous) = w.lifo.replace(Some(ult)) {
+                    w.ready.borrow_mut().push_back(previous);
+                }
+            }
+            _ => {
+                self.counters.extra_wakes.fetch_add(1, Ordering::Relaxed);
+                self.push_remote(home, ult);
+            }
+        }
+    }
+
+    fn add_timer(&self, deadline: Instant, unparker: Unparker) -> u64 {
+        match self.current_worker() {
+            Some(w) => w.timers.borrow_mut().insert(deadline, unparker),
+            None => {
+                ult::timer::fallback_timer(deadline, unparker);
+                0
+            }
+        }
+    }
+
+    fn cancel_timer(&self, key: u64) {
+        if let Some(w) = self.current_worker() {
+            let mut timers = w.timers.borrow_mut();
+            if timers.owns(key) {
+                timers.cancel(key);
+            }
+        }
+    }
+}
+
+fn worker_main(shared: Arc<Shared>, index: usize, ready: std::sync::mpsc::Sender<()>) {
+    ult::raw::prepare_thread();
+    if !shared.cores.is_empty() {
+        core_affinity::set_for_current(shared.cores[index % shared.cores.len()]);
+    }
+    let fresh = Worker::new_lifo();
+    let slot = &shared.slots[index];
+    let _ = slot.stealer.set(fresh.stealer());
+    let _ = slot.thread.set(std::thread::current());
+    slot.started.store(true, Ordering::Release);
+    let ctx = WorkerCtx {
+        index,
+        shared: shared.clone(),
+        fresh,
+        ready: RefCell::new(VecDeque::new()),
+        lifo: Cell::new(None),
+        lifo_streak: Cell::new(0),
+        timers: RefCell::new(TimerQueue::with_tag(index as u16)),
+        tick: Cell::new(0),
+        rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
+        busy_since: Cell::new(0),
+    };
+    WORKER.with(|w| w.set(&ctx as *const WorkerCtx));
+    let _ = ready.send(());
+    if let Some(t) = &slot.timeline {
+        ctx.busy_since.set(t.now_ns());
+    }
+    ctx.run();
+    ctx.cancel_queued();
+    WORKER.with(|w| w.set(ptr::null()));
+}
+
+impl WorkerCtx {
+    fn slot(&self) -> &LwpSlot {
+        &self.shared.slots[self.index]
+    }
+
+    fn run(&self) {
+        loop {
+            if let Some(ult) = self.next_local() {
+                self.run_ult(ult);
+                continue;
+            }
+            if self.shared.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            if let Some(ult) = self.idle() {
+                self.run_ult(ult);
+            }
+        }
+    }
+
+    #[inline]
+    fn run_ult(&self, ult: RawUlt) {
+        if ult.home() != self.index {
+            ult.set_home(self.index);
+        }
+        let slot = self.slot();
+        bump(&slot.counters.switches);
+        slot.current_ult.store(ult.id().as_u64(), Ordering::Relaxed);
+        slot.in_ult.store(true, Ordering::Relaxed);
+        let outcome = ult.resume_then(|header| {
+            slot.in_ult.store(false, Ordering::Relaxed);
+            if slot.stuck.load(Ordering::Relaxed) {
+                crate::sysmon::report_unstuck(&self.shared, self.index, header);
+            }
+        });
+        match outcome {
+            Resumed::Runnable(ult) => {
+                if ult.may_migrate() {
+                    self.fresh.push(ult);
+                } else {
+                    self.ready.borrow_mut().push_back(ult);
+                }
+            }
+            Resumed::Parked => bump(&slot.counters.parks),
+            Resumed::Finished => {}
+        }
+    }
+
+    /// Local and global queues, in priority order; no stealing.
+    #[inline]
+    fn next_local(&self) -> Option<RawUlt> {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick % GLOBAL_CHECK_INTERVAL == 0 {
+            self.fire_timers();
+            if let Some(u) = self.steal_global() {
+                return Some(u);
+            }
+        }
+        if let Some(u) = self.lifo.take() {
+            let streak = self.lifo_streak.get();
+            if streak < LIFO_STREAK {
+                self.lifo_streak.set(streak + 1);
+                return Some(u);
+            }
+            self.lifo_streak.set(0);
+            self.ready.borrow_mut().push_back(u);
+        }
+        self.lifo_streak.set(0);
+        if self.slot().inbox_flag.load(Ordering::Relaxed) {
+            self.drain_inbox();
+        }
+        let ready = self.ready.borrow_mut().pop_front();
+        if ready.is_some() {
+            return ready;
+        }
+        self.fresh.pop()
+    }
+
+    fn drain_inbox(&self) {
+        let slot = self.slot();
+        // Acquire: pairs with the release store in `push_remote`.
+        slot.inbox_flag.swap(false, Ordering::Acquire);
+        let batch = std::mem::take(&mut *slot.inbox.lock().unwrap_or_else(|e| e.into_inner()));
+        bump_by(&slot.counters.wakes, batch.len() as u64);
+        self.ready.borrow_mut().extend(batch);
+    }
+
+    fn steal_global(&self) -> Option<RawUlt> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.fresh) {
+                Steal::Success(u) => {
+                    bump(&self.slot().counters.steals);
+                    return Some(u);
+                }
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    fn steal_from_others(&self) -> Option<RawUlt> {
+        let slots = self.shared.started_slots();
+        let n = slots.len();
+        if n <= 1 {
+            return None;
+        }
+        // xorshift: a random first victim spreads thieves over victims.
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        let start = (x as usize) % n;
+        for k in 0..n {
+            let victim = (start + k) % n;
+            if victim == self.index {
+                continue;
+            }
+            let Some(stealer) = slots[victim].stealer.get() else {
+                continue;
+            };
+            loop {
+                match stealer.steal_batch_and_pop(&self.fresh) {
+                    Steal::Success(u) => {
+                        bump(&self.slot().counters.steals);
+                        return Some(u);
+                    }
+                    Steal::Empty => break,
+                    Steal::Retry => continue,
+                }
+            }
+        }
+        None
+    }
+
+    fn fire_timers(&self) {
+        let mut timers = self.timers.borrow_mut();
+        if !timers.is_empty() {
+            timers.fire_due(Instant::now());
+        }
+    }
+
+    /// One full search: local queues, timers, global queue, other LWPs.
+    fn search(&self) -> Option<RawUlt> {
+        self.fire_timers();
+        if let Some(u) = self.lifo.take() {
+            return Some(u);
+        }
+        if self.slot().inbox_flag.load(Ordering::Acquire) {
+            self.drain_inbox();
+        }
+        let ready = self.ready.borrow_mut().pop_front();
+        ready
+            .or_else(|| self.fresh.pop())
+            .or_else(|| self.steal_global())
+            .or_else(|| self.steal_from_others())
+    }
+
+    /// Nothing local to run: spin for a while, then park the kernel thread.
+    fn idle(&self) -> Option<RawUlt> {
+        // The timeline counts time running ULTs: spinning and sleeping are idle.
+        if let Some(t) = &self.slot().timeline {
+            t.record(self.busy_since.get(), t.now_ns());
+        }
+        let found = self.spin_then_park();
+        if let Some(t) = &self.slot().timeline {
+            self.busy_since.set(t.now_ns());
+        }
+        found
+    }
+
+    fn spin_then_park(&self) -> Option<RawUlt> {
+        let shared = &*self.shared;
+        let active = shared.active.load(Ordering::Relaxed).max(1);
+        // At most half of the LWPs spin (one, when there are one or two).
+        let spinners_allowed = (active / 2).max(1);
+        if shared.num_spinning.fetch_add(1, Ordering::SeqCst) < spinners_allowed {
+            let start = Instant::now();
+            let mut rounds = 0u32;
+            loop {
+                if let Some(u) = self.search() {
+                    shared.num_spinning.fetch_sub(1, Ordering::SeqCst);
+                    // We were the spinner: if there is more work, get another LWP looking.
+                    if shared.has_stealable_work() {
+                        shared.notify_stealable_work();
+                    }
+                    return Some(u);
+                }
+                if shared.shutdown.load(Ordering::Acquire) {
+                    break;
+                }
+                rounds += 1;
+                if rounds % 16 == 0 && start.elapsed() >= SPIN_TIME {
+                    break;
+                }
+                for _ in 0..32 {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        shared.num_spinning.fetch_sub(1, Ordering::SeqCst);
+        self.park()
+    }
+
+    fn park(&self) -> Option<RawUlt> {
+        let shared = &*self.shared;
+        let slot = self.slot();
+        {
+            let mut idle = shared.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.push(self.index);
+            shared.num_idle.fetch_add(1, Ordering::SeqCst);
+        }
+        slot.sleeping.store(true, Ordering::SeqCst);
+        // SeqCst: pairs with the fences in `notify_stealable_work` and `push_remote`.
+        fence(Ordering::SeqCst);
+        let found = self.search();
+        if found.is_none() && !shared.shutdown.load(Ordering::SeqCst) {
+            bump(&slot.counters.lwp_parks);
+            let deadline = self.timers.borrow_mut().next_deadline();
+            match deadline {
+                Some(d) => {
+                    let now = Instant::now();
+                    if d > now {
+                        std::thread::park_timeout(d - now);
+                    }
+                }
+                None => std::thread::park(),
+            }
+        }
+        slot.sleeping.store(false, Ordering::SeqCst);
+        {
+            let mut idle = shared.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(pos) = idle.iter().position(|&i| i == self.index) {
+                idle.swap_remove(pos);
+                shared.num_idle.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        found
+    }
+
+    /// At shutdown: destroy what is still queued here, on this thread (the ULTs' home).
+    fn cancel_queued(&self) {
+        if let Some(t) = &self.slot().timeline {
+            t.record(self.busy_since.get(), t.now_ns());
+        }
+        self.drain_inbox();
+        if let Some(u) = self.lifo.take() {
+            u.cancel();
+        }
+        loop {
+            let next = self.ready.borrow_mut().pop_front();
+            match next {
+                Some(u) => u.cancel(),
+                None => break,
+            }
+        }
+        while let Some(u) = self.fresh.pop() {
+            u.cancel();
+        }
+    }
+}
+
+fn bump_by(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}

@@ -1,0 +1,482 @@
+//! Wait queues: the FIFO lists of parked waiters every blocking primitive of this crate is
+//! built on (mutexes, condition variables, semaphores, channels...).
+//!
+//! # Pieces
+//! - [`Waiter`]: one blocked caller (a ULT or a plain kernel thread). It holds the caller's
+//!   [`ult::Unparker`] and a `token` word: `WAITING` (0) until a notifier picks it, then the
+//!   non-zero value the notifier chose (what it means is up to the primitive: "retry",
+//!   "you own the lock", "your value was taken", "disconnected"...).
+//! - [`WaiterList`]: a FIFO of waiters **without a lock of its own**. A primitive keeps it
+//!   inside the short internal lock (a `std::sync::Mutex`) that already guards its state, so
+//!   enqueueing and re-checking the condition happen in one critical section (channels,
+//!   semaphores, barriers do this).
+//! - [`WaitQueue`]: a [`WaiterList`] with its own short lock and a lock-free "anyone there?"
+//!   hint, for primitives whose state lives outside the lock (mutex, condition variable).
+//!
+//! # Protocol (no lost wake-ups)
+//! 1. The waiter takes the lock, checks its condition, and if it must block, pushes its
+//!    `Waiter` **before releasing the lock**; the condition is thus re-checked under the same
+//!    lock that notifiers take, and a notifier that changes the condition afterwards finds
+//!    the waiter in the list.
+//! 2. A notifier takes the lock, pops the waiter and stores its token (release) **while
+//!    holding the lock**, releases the lock, and only then calls `unpark` (through the
+//!    returned [`Wake`]), so the lock is never held across an unpark.
+//! 3. The waiter parks in a loop until its token is non-zero (acquire, pairing with the
+//!    notifier's release store), so spurious returns from `park` and stale unpark tokens are
+//!    harmless.
+//! 4. A waiter that gives up (deadline passed) takes the lock again and looks at its token
+//!    there. Still `WAITING`: it removes itself from the list and reports a timeout; nobody
+//!    can pick it any more. Non-zero: a notification raced with the timeout and was already
+//!    addressed to it, so the primitive must either act on it (report success) or pass it on;
+//!    it is never dropped on the floor.
+//!
+//! The internal locks are held only for list operations and state updates: never across a
+//! park, never while user code (a `Drop` of a user value) runs.
+//!
+//! # Allocation
+//! `Waiter`s are reference counted (the list and the notifier may still hold one when the
+//! waiter returns). To keep blocking allocation-free in steady state, each kernel thread keeps
+//! a few spare waiters: [`Waiter::new`] takes one, [`Waiter::recycle`] gives it back when no
+//! one else holds a reference. The cache is a `thread_local!` touched only inside two
+//! non-inlined functions that never switch, so a ULT that migrates between two calls never
+//! uses a stale thread-local address (see `ult::raw`).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The token of a waiter nobody has picked yet.
+pub(crate) const WAITING: u32 = 0;
+
+/// Locks one of this crate's internal `std::sync::Mutex`es. They only guard short list and
+/// counter updates that cannot panic halfway, so a poisoned one is still consistent: recover.
+#[inline]
+pub(crate) fn lock_internal<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `now + timeout`, or `None` (wait forever) when that overflows `Instant`.
+#[inline]
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// One blocked caller. Shared between the caller and the list it waits in.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    /// `WAITING`, or the notifier's token. Stored with release under the owning lock;
+    /// loaded with acquire by the waiter (pairs with that store).
+    token: AtomicU32,
+    /// Free for the owning primitive, read and written only under the owning lock (the
+    /// mutex marks "starving" waiters here). Reset to 0 by [`Waiter::new`].
+    tag: AtomicU32,
+    /// Whom to wake. `None` only while the waiter sits in the per-thread cache.
+    unparker: Option<ult::Unparker>,
+}
+
+/// Most spare waiters a kernel thread keeps.
+const CACHE_SLOTS: usize = 4;
+
+thread_local! {
+    static CACHE: RefCell<Vec<Arc<Waiter>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Takes a spare waiter of this kernel thread. Not inlined: the thread-local address is
+/// computed afresh at each call (the caller may be a ULT that migrated since the last one).
+#[inline(never)]
+fn take_cached() -> Option<Arc<Waiter>> {
+    CACHE
+        .try_with(|c| c.try_borrow_mut().ok().and_then(|mut v| v.pop()))
+        .ok()
+        .flatten()
+}
+
+/// Gives a spare waiter back to this kernel thread's cache (or frees it if full). Not
+/// inlined, see [`take_cached`].
+#[inline(never)]
+fn put_cached(w: Arc<Waiter>) {
+    let _ = CACHE.try_with(move |c| {
+        if let Ok(mut v) = c.try_borrow_mut() {
+            if v.len() < CACHE_SLOTS {
+                v.push(w);
+            }
+        }
+        // Otherwise `w` is dropped here: it holds no unparker, so this runs no foreign code.
+    });
+}
+
+impl Waiter {
+    /// A fresh waiter for the caller (the running ULT, or this kernel thread), token
+    /// `WAITING`, tag 0.
+    pub(crate) fn new() -> Arc<Waiter> {
+        let unparker = ult::unparker();
+        if let Some(mut w) = take_cached() {
+            if let Some(slot) = Arc::get_mut(&mut w) {
+                // Unique (the cache only keeps unique waiters), so plain stores are enough.
+                *slot.token.get_mut() = WAITING;
+                *slot.tag.get_mut() = 0;
+                slot.unparker = Some(unparker);
+                return w;
+            }
+        }
+        Arc::new(Waiter {
+            token: AtomicU32::new(WAITING),
+            tag: AtomicU32::new(0),
+            unparker: Some(unparker),
+        })
+    }
+
+    /// Returns a waiter that is out of every list to the per-thread cache if nobody else
+    /// holds it (a notifier may still be between its unlock and its unpark; then it is simply
+    /// freed when the last reference goes).
+    pub(crate) fn recycle(mut this: Arc<Waiter>) {
+        if let Some(slot) = Arc::get_mut(&mut this) {
+            // Drop the unparker now: a cached waiter must not keep a ULT (and its scheduler)
+            // alive.
+            slot.unparker = None;
+            put_cached(this);
+        }
+    }
+
+    /// The token (acquire: pairs with the notifier's release store, so what the notifier
+    /// wrote before notifying is visible after a non-`WAITING` answer).
+    #[inline]
+    pub(crate) fn token(&self) -> u32 {
+        self.token.load(Ordering::Acquire)
+    }
+
+    /// The owner-defined tag. Call only under the owning lock.
+    #[inline]
+    pub(crate) fn tag(&self) -> u32 {
+        // Relaxed: written and read under the same lock, which orders them.
+        self.tag.load(Ordering::Relaxed)
+    }
+
+    /// Sets the owner-defined tag. Call only under the owning lock (or before enqueueing).
+    #[inline]
+    pub(crate) fn set_tag(&self, tag: u32) {
+        // Relaxed: see `tag`.
+        self.tag.store(tag, Ordering::Relaxed);
+    }
+
+    /// Parks the caller until a notifier sets the token; returns the token. Must be called by
+    /// the caller the waiter was made for.
+    pub(crate) fn wait(&self) -> u32 {
+        loop {
+            let t = self.token();
+            if t != WAITING {
+                return t;
+            }
+            ult::park();
+        }
+    }
+
+    /// Like [`Waiter::wait`], but gives up at `deadline` (`None`: never): returns `None` if
+    /// the deadline passed with the token still `WAITING`. The caller must then settle the
+    /// race under the owning lock (step 4 of the protocol in the module header).
+    pub(crate) fn wait_deadline(&self, deadline: Option<Instant>) -> Option<u32> {
+        let Some(deadline) = deadline else {
+            return Some(self.wait());
+        };
+        loop {
+            let t = self.token();
+            if t != WAITING {
+                return Some(t);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            ult::park_deadline(deadline);
+        }
+    }
+
+    /// Stores the notifier's token. Only under the owning lock, with the waiter just taken
+    /// out of its list (so it is stored at most once).
+    #[inline]
+    fn notify(&self, token: u32) {
+        debug_assert_ne!(token, WAITING);
+        // Release: pairs with the acquire in `token()`; publishes the notifier's writes.
+        self.token.store(token, Ordering::Release);
+    }
+
+    fn unpark(&self) {
+        if let Some(u) = &self.unparker {
+            u.unpark();
+        }
+    }
+}
+
+/// A pending wake-up: a waiter whose token was set under a lock, to be unparked after that
+/// lock is released. Unparks when dropped (so a forgotten one still wakes its waiter), or
+/// explicitly with [`Wake::wake`].
+#[must_use = "a Wake unparks its waiter when dropped: drop it after releasing the lock"]
+#[derive(Debug)]
+pub(crate) struct Wake(Arc<Waiter>);
+
+impl Wake {
+    /// Unparks the waiter now.
+    #[inline]
+    pub(crate) fn wake(self) {
+        drop(self);
+    }
+}
+
+impl Wake {
+    /// Gives `token` to a waiter the owner keeps outside any [`WaiterList`] (for example next
+    /// to a value it offers), under the owner's lock; the waiter must not have been given a
+    /// token before. Unpark it by dropping the result after releasing the lock.
+    pub(crate) fn notify_detached(w: Arc<Waiter>, token: u32) -> Wake {
+        debug_assert_eq!(w.token(), WAITING);
+        w.notify(token);
+        Wake(w)
+    }
+}
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        self.0.unpark();
+    }
+}
+
+/// Several pending wake-ups (see [`Wake`]); unparks them all when dropped.
+#[must_use = "a WakeAll unparks its waiters when dropped: drop it after releasing the lock"]
+#[derive(Debug, Default)]
+pub(crate) struct WakeAll(VecDeque<Arc<Waiter>>);
+
+impl WakeAll {
+    /// Unparks every waiter now.
+    pub(crate) fn wake(self) {
+        drop(self);
+    }
+
+    /// How many waiters this wakes.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl Drop for WakeAll {
+    fn drop(&mut self) {
+        for w in self.0.drain(..) {
+            w.unpark();
+        }
+    }
+}
+
+/// A FIFO of waiters without a lock: the owner keeps it under its own lock.
+#[derive(Debug, Default)]
+pub(crate) struct WaiterList {
+    q: VecDeque<Arc<Waiter>>,
+}
+
+impl WaiterList {
+    /// An empty list (no allocation until the first push).
+    pub(crate) const fn new() -> WaiterList {
+        WaiterList { q: VecDeque::new() }
+    }
+
+    /// Whether nobody waits.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
+    /// How many wait.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.q.len()
+    }
+
+    /// Appends a waiter (it will be picked after all those already there).
+    #[inline]
+    pub(crate) fn push_back(&mut self, w: Arc<Waiter>) {
+        self.q.push_back(w);
+    }
+
+    /// Puts a waiter at the head (it will be picked next).
+    #[inline]
+    pub(crate) fn push_front(&mut self, w: Arc<Waiter>) {
+        self.q.push_front(w);
+    }
+
+    /// The waiter that would be picked next.
+    #[inline]
+    pub(crate) fn front(&self) -> Option<&Arc<Waiter>> {
+        self.q.front()
+    }
+
+    /// Pops the oldest waiter and gives it `token`; unpark it by dropping the result after
+    /// releasing the lock. `None` (and no unpark) when nobody waits.
+    #[inline]
+    pub(crate) fn notify_one(&mut self, token: u32) -> Option<Wake> {
+        let w = self.q.pop_front()?;
+        w.notify(token);
+        Some(Wake(w))
+    }
+
+    /// Gives every waiter `token` and empties the list; unpark them by dropping the result
+    /// after releasing the lock.
+    pub(crate) fn notify_all(&mut self, token: u32) -> WakeAll {
+        for w in &self.q {
+            w.notify(token);
+        }
+        WakeAll(std::mem::take(&mut self.q))
+    }
+
+    /// Removes `w` if it is still listed (a waiter giving up). Returns whether it was there;
+    /// if not, a notifier already took it and set its token.
+    pub(crate) fn remove(&mut self, w: &Arc<Waiter>) -> bool {
+        match self.q.iter().position(|x| Arc::ptr_eq(x, w)) {
+            Some(i) => {
+                self.q.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A [`WaiterList`] with its own short lock and an "anyone waiting?" hint readable without
+/// the lock.
+#[derive(Debug, Default)]
+pub(crate) struct WaitQueue {
+    list: std::sync::Mutex<WaiterList>,
+    /// Number of listed waiters, stored after every change under the lock. A lock-free
+    /// reader may see an old value; callers that skip notifying on 0 must make sure by their
+    /// own protocol that a waiter's push happens-before that read (the condition variable
+    /// does it through the user's mutex; see `Condvar::notify_one`).
+    len: AtomicUsize,
+}
+
+impl WaitQueue {
+    /// An empty queue.
+    pub(crate) const fn new() -> WaitQueue {
+        WaitQueue {
+            list: std::sync::Mutex::new(WaiterList::new()),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    /// Runs `f` on the list under the lock. Anything `f` returns (e.g. a [`Wake`]) is dropped
+    /// by the caller, i.e. after the lock is released.
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut WaiterList) -> R) -> R {
+        let mut list = lock_internal(&self.list);
+        let r = f(&mut list);
+        // Release: pairs with the acquire in `has_waiters` (see the field's comment for what
+        // that does and does not guarantee).
+        self.len.store(list.len(), Ordering::Release);
+        r
+    }
+
+    /// Whether waiters may be listed (a hint: see the `len` field).
+    #[inline]
+    pub(crate) fn has_waiters(&self) -> bool {
+        // Acquire: pairs with the release store in `with`.
+        self.len.load(Ordering::Acquire) != 0
+    }
+
+    /// Wakes the oldest waiter with `token`. Returns whether there was one.
+    pub(crate) fn notify_one(&self, token: u32) -> bool {
+        if !self.has_waiters() {
+            return false;
+        }
+        let wake = self.with(|l| l.notify_one(token));
+        wake.map(Wake::wake).is_some()
+    }
+
+    /// Wakes every waiter with `token`. Returns how many.
+    pub(crate) fn notify_all(&self, token: u32) -> usize {
+        if !self.has_waiters() {
+            return 0;
+        }
+        let wakes = self.with(|l| l.notify_all(token));
+        let n = wakes.len();
+        wakes.wake();
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn notify_one_is_fifo_and_sets_tokens() {
+        let a = Waiter::new();
+        let b = Waiter::new();
+        let mut list = WaiterList::new();
+        list.push_back(a.clone());
+        list.push_back(b.clone());
+        let wake = list.notify_one(7);
+        assert_eq!(a.token(), 7);
+        assert_eq!(b.token(), WAITING);
+        drop(wake);
+        assert!(!list.remove(&a), "a was already taken by the notifier");
+        assert!(list.remove(&b));
+        assert!(list.is_empty());
+    }
+
+    #[test]
+    fn recycled_waiter_is_reused_clean() {
+        let a = Waiter::new();
+        a.notify(3);
+        a.set_tag(9);
+        let p = Arc::as_ptr(&a);
+        Waiter::recycle(a);
+        let b = Waiter::new();
+        assert_eq!(Arc::as_ptr(&b), p, "the cached waiter is reused");
+        assert_eq!(b.token(), WAITING);
+        assert_eq!(b.tag(), 0);
+    }
+
+    #[test]
+    fn shared_waiter_is_not_recycled() {
+        let a = Waiter::new();
+        let other = a.clone();
+        Waiter::recycle(a);
+        let b = Waiter::new();
+        assert!(!Arc::ptr_eq(&b, &other));
+    }
+
+    #[test]
+    fn wait_deadline_times_out_while_waiting() {
+        let w = Waiter::new();
+        let start = Instant::now();
+        assert_eq!(
+            w.wait_deadline(Some(start + Duration::from_millis(20))),
+            None
+        );
+        assert!(start.elapsed() >= Duration::from_millis(20));
+    }
+
+    #[test]
+    fn notification_racing_a_timeout_is_seen_under_the_lock() {
+        // Many rounds of: a waiter with a tiny deadline vs. a notifier. Whenever the waiter
+        // cannot remove itself, its token must be set (the notification was addressed to it).
+        for round in 0..200u64 {
+            let q = Arc::new(WaitQueue::new());
+            let w = Waiter::new();
+            q.with(|l| l.push_back(w.clone()));
+            let notified = Arc::new(AtomicBool::new(false));
+            let (q2, n2) = (q.clone(), notified.clone());
+            let t = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_micros(round % 50));
+                n2.store(q2.notify_one(1), Ordering::SeqCst);
+            });
+            let got = w.wait_deadline(Some(Instant::now() + Duration::from_micros(25)));
+            let removed = got.is_none() && q.with(|l| l.remove(&w));
+            t.join().unwrap();
+            if removed {
+                assert!(!notified.load(Ordering::SeqCst), "round {round}");
+                assert_eq!(w.token(), WAITING);
+            } else {
+                assert!(notified.load(Ordering::SeqCst), "round {round}");
+                assert_eq!(w.token(), 1);
+            }
+        }
+    }
+}

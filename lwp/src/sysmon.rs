@@ -1,0 +1,165 @@
+//! sysmon: the monitor thread that keeps work flowing when an LWP blocks.
+//!
+//! A ULT that makes a blocking system call (or loops without yielding) holds its LWP: the
+//! kernel sees one busy thread and the ULTs queued behind it wait. This is the lecture's
+//! problem with pure user-level threads, and Solaris' answer (SIGWAITING: the kernel tells
+//! the thread library its last LWP blocked, and the library adds one) and Go's (sysmon
+//! retakes the P from an M stuck in a syscall and hands it to another M) is the model here.
+//!
+//! Every `threshold / 4` sysmon samples each LWP's "inside a ULT" flag and switch counter.
+//! An LWP that stayed inside the same ULT run (flag set, counter unchanged) for longer than
+//! the threshold (default [`DEFAULT_THRESHOLD`]) is marked stuck, once per episode, and:
+//! - under many-to-many, sysmon wakes an idle LWP or, if none is idle, starts an extra one
+//!   (up to the runtime's maximum), so never-started ULTs, which any LWP may run, keep
+//!   running. ULTs that already ran on the stuck LWP must wait for it: moving them would
+//!   break thread-local soundness (see `ult::raw`).
+//! - under many-to-one nothing can be done by design; the stall is counted and reported.
+//!
+//! When the ULT finally gives its LWP back, the LWP prints one warning naming it and how long
+//! it held the LWP, suggesting [`crate::blocking`] or the runtime's I/O. Warnings are rate
+//! limited (one per second, with a count of the suppressed ones) and can be silenced with
+//! `LWP_SYSMON_QUIET=1` or [`crate::RuntimeBuilder::sysmon_warnings`].
+//!
+//! Who may call what: only the sysmon thread marks LWPs stuck; only the LWP itself clears
+//! its mark (in [`report_unstuck`]).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use crate::scheduler::Shared;
+
+/// Default time an LWP may stay inside one ULT run before sysmon acts.
+pub const DEFAULT_THRESHOLD: Duration = Duration::from_millis(10);
+
+static LAST_WARNING_MS: AtomicU64 = AtomicU64::new(0);
+static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static WARNINGS_ENABLED: AtomicBool = AtomicBool::new(true);
+
+#[derive(Clone, Copy)]
+struct Seen {
+    switches: u64,
+    since: Instant,
+}
+
+/// Starts the monitor thread for a runtime. It holds only a weak reference and exits when
+/// the runtime shuts down.
+pub(crate) fn start(shared: &Arc<Shared>, threshold: Duration) -> std::io::Result<()> {
+    let weak: Weak<Shared> = Arc::downgrade(shared);
+    let name = format!("{}-sysmon", shared.config.name);
+    let handle = std::thread::Builder::new()
+        .name(name)
+        .stack_size(128 * 1024)
+        .spawn(move || monitor(weak, threshold))?;
+    shared
+        .threads
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(handle);
+    Ok(())
+}
+
+fn monitor(weak: Weak<Shared>, threshold: Duration) {
+    let period = (threshold / 4).max(Duration::from_micros(500));
+    let mut seen: Vec<Option<Seen>> = Vec::new();
+    loop {
+        std::thread::park_timeout(period);
+        let Some(shared) = weak.upgrade() else { return };
+        if shared.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        let now = Instant::now();
+        let active = shared.active.load(Ordering::Acquire).min(shared.slots.len());
+        seen.resize(active, None);
+        for (i, last) in seen.iter_mut().enumerate() {
+            let slot = &shared.slots[i];
+            if !slot.started.load(Ordering::Acquire) {
+                continue;
+            }
+            let switches = slot.counters.switches.load(Ordering::Relaxed);
+            let inside = slot.in_ult.load(Ordering::Relaxed);
+            match last {
+                Some(s) if inside && s.switches == switches => {
+                    if now - s.since >= threshold && !slot.stuck.load(Ordering::Relaxed) {
+                        slot.stuck.store(true, Ordering::Relaxed);
+                        shared.stuck_since_ns[i].store(
+                            crate::metrics::nanos(s.since - shared.origin),
+                            Ordering::Relaxed,
+                        );
+                        intervene(&shared);
+                    }
+                }
+                _ => *last = Some(Seen { switches, since: now }),
+            }
+        }
+    }
+}
+
+fn intervene(shared: &Arc<Shared>) {
+    shared
+        .counters
+        .sysmon_stalls
+        .fetch_add(1, Ordering::Relaxed);
+    if !shared.config.handoff {
+        return;
+    }
+    // Only worth it if some ULT could run elsewhere.
+    if !shared.has_stealable_work() {
+        return;
+    }
+    let acted = shared.wake_one_idle() || {
+        let unstuck = shared
+            .slots
+            .iter()
+            .take(shared.active.load(Ordering::Acquire))
+            .filter(|s| !s.stuck.load(Ordering::Relaxed))
+            .count();
+        unstuck < shared.config.lwps && shared.start_lwp().is_ok()
+    };
+    if acted {
+        shared
+            .counters
+            .sysmon_interventions
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Called by a stuck LWP when its ULT gave control back: clears the mark and warns.
+pub(crate) fn report_unstuck(shared: &Shared, lwp: usize, ult: &ult::raw::Header) {
+    shared.slots[lwp].stuck.store(false, Ordering::Relaxed);
+    if !WARNINGS_ENABLED.load(Ordering::Relaxed) || std::env::var_os("LWP_SYSMON_QUIET").is_some()
+    {
+        return;
+    }
+    let now_ms = shared.origin.elapsed().as_millis() as u64 + 1;
+    let since_ns = shared.stuck_since_ns[lwp].load(Ordering::Relaxed);
+    let held = shared
+        .origin
+        .elapsed()
+        .saturating_sub(Duration::from_nanos(since_ns));
+    let last = LAST_WARNING_MS.load(Ordering::Relaxed);
+    if last != 0 && now_ms.saturating_sub(last) < 1000 {
+        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    LAST_WARNING_MS.store(now_ms, Ordering::Relaxed);
+    let suppressed = SUPPRESSED.swap(0, Ordering::Relaxed);
+    let what = if shared.config.handoff {
+        "sysmon let other LWPs take the stealable work meanwhile"
+    } else {
+        "every other ULT of this many-to-one runtime waited"
+    };
+    eprintln!(
+        "lwp: ULT '{}' (#{}) held LWP {lwp} for {} ms without yielding (a blocking system call \
+         or a long computation); {what}. Use lwp::blocking(...) for blocking calls, or the \
+         runtime's I/O (lwp::net, lwp::fs), so that only the ULT waits.{}",
+        ult.name().unwrap_or("<unnamed>"),
+        ult.id(),
+        held.as_millis(),
+        if suppressed > 0 {
+            format!(" ({suppressed} similar warnings suppressed)")
+        } else {
+            String::new()
+        }
+    );
+}

@@ -1,0 +1,64 @@
+//! Shared by the `sync_*` and `channel_*` integration tests: a watchdog that turns a
+//! deadlock into a test failure, and size knobs that shrink under Miri.
+//!
+//! Every scenario runs on its own std thread; if it has not finished within the limit the
+//! test panics (the stuck thread is leaked, the process still exits), so a primitive that
+//! blocks the kernel thread instead of parking the ULT fails CI instead of hanging it.
+
+#![allow(dead_code)]
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long any one scenario may take before it counts as deadlocked.
+pub const LIMIT: Duration = Duration::from_secs(20);
+
+/// Scales a stress size down under Miri.
+pub const fn size(n: usize) -> usize {
+    if cfg!(miri) {
+        if n < 10 {
+            n
+        } else {
+            10
+        }
+    } else {
+        n
+    }
+}
+
+/// Runs `f` on a fresh std thread and returns its result; panics if it panics or if it does
+/// not finish within [`LIMIT`].
+pub fn watchdog<T, F>(name: &str, f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let v = f();
+            let _ = tx.send(());
+            v
+        })
+        .expect("spawn watchdog thread");
+    match rx.recv_timeout(LIMIT) {
+        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
+            Ok(v) => v,
+            Err(payload) => std::panic::resume_unwind(payload),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{name}: did not finish within {LIMIT:?} (deadlock or lost wake-up?)")
+        }
+    }
+}
+
+/// Runs `f` as the root ULT of a many-to-one executor (every ULT on one kernel thread),
+/// under the watchdog.
+pub fn in_ult<T, F>(name: &str, f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    watchdog(name, move || ult::run(f))
+}
