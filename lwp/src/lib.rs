@@ -37,6 +37,8 @@
 
 pub mod blocking;
 pub mod channel;
+#[doc(hidden)]
+pub mod idle;
 pub mod metrics;
 mod one_to_one;
 mod runtime;

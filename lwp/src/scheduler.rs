@@ -25,7 +25,8 @@
 //! home wake-up) and unpark one LWP if needed. By the fences, either the waker sees the LWP
 //! as idle and unparks it, or the LWP's last search sees the work; `Thread::unpark` keeps a
 //! token, so an unpark that lands before the `park` is not lost. The protocol is
-//! model-checked in `tests/loom_idle.rs` (`idle.rs` holds the shared logic).
+//! model-checked in `tests/loom_idle.rs` (`idle.rs` holds the shared state; its header
+//! also argues why the run queues need no model of their own).
 //!
 //! Waking a sleeping LWP on another CPU costs ~10x a same-CPU switch on the development
 //! machine, so stealable work wakes a thief only when there is surplus (two or more queued
@@ -40,7 +41,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::ptr;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -50,12 +51,15 @@ use ult::raw::{RawUlt, Resumed, Schedule};
 use ult::timer::TimerQueue;
 use ult::Unparker;
 
+use crate::idle::IdleSet;
 use crate::metrics::{bump, LwpCounters, MetricsSnapshot, SharedCounters, TimelineRecorder};
 
 /// Scheduling rounds between two looks at the global queue and the timers.
 pub const GLOBAL_CHECK_INTERVAL: u32 = 61;
 /// Consecutive runs of the `lifo` slot before `ready` gets a turn.
 pub const LIFO_STREAK: u32 = 16;
+/// Minimum time between two wake-ups of a sleeping LWP triggered by local spawns.
+pub const LOCAL_WAKE_INTERVAL_NS: u64 = 100_000;
 /// How long an idle LWP spins, searching for work, before it parks its kernel thread.
 pub const SPIN_TIME: Duration = Duration::from_micros(50);
 
@@ -95,9 +99,8 @@ pub(crate) struct Shared {
     pub(crate) slots: Box<[LwpSlot]>,
     pub(crate) active: AtomicUsize,
     injector: Injector<RawUlt>,
-    idle: Mutex<Vec<usize>>,
-    num_idle: AtomicUsize,
-    num_spinning: AtomicUsize,
+    idle: IdleSet,
+    last_local_wake_ns: AtomicU64,
     pub(crate) shutdown: AtomicBool,
     pub(crate) counters: SharedCounters,
     /// Per LWP: when sysmon first saw it inside its current ULT run (ns since `origin`).
@@ -155,9 +158,8 @@ impl Shared {
             slots,
             active: AtomicUsize::new(0),
             injector: Injector::new(),
-            idle: Mutex::new(Vec::new()),
-            num_idle: AtomicUsize::new(0),
-            num_spinning: AtomicUsize::new(0),
+            idle: IdleSet::new(),
+            last_local_wake_ns: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             counters: SharedCounters::default(),
             origin,
@@ -218,20 +220,8 @@ impl Shared {
     /// Wakes one idle LWP to look for stealable work, unless one is already spinning.
     fn notify_stealable_work(&self) {
         // SeqCst: pairs with the fence in `WorkerCtx::park`; see the module header.
-        fence(Ordering::SeqCst);
-        if self.num_spinning.load(Ordering::SeqCst) != 0 || self.num_idle.load(Ordering::SeqCst) == 0
-        {
-            return;
-        }
-        let index = {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            let i = idle.pop();
-            if i.is_some() {
-                self.num_idle.fetch_sub(1, Ordering::SeqCst);
-            }
-            i
-        };
-        if let Some(i) = index {
+        IdleSet::fence();
+        if let Some(i) = self.idle.pop_sleeper() {
             if let Some(t) = self.slots[i].thread.get() {
                 t.unpark();
             }
@@ -247,7 +237,7 @@ impl Shared {
             .push(ult);
         slot.inbox_flag.store(true, Ordering::Release);
         // SeqCst: pairs with the LWP's `sleeping` store + fence before its last search.
-        fence(Ordering::SeqCst);
+        IdleSet::fence();
         if slot.sleeping.load(Ordering::SeqCst) {
             if let Some(t) = slot.thread.get() {
                 t.unpark();
@@ -259,8 +249,16 @@ impl Shared {
         match self.current_worker() {
             Some(w) => {
                 w.fresh.push(ult);
-                if w.fresh.len() >= 2 {
-                    self.notify_stealable_work();
+                // The owner is awake and will run it anyway: wake a thief only for a surplus,
+                // and at most once per LOCAL_WAKE_INTERVAL (an unpark of a sleeping LWP
+                // costs the waker several microseconds on a VM).
+                if w.fresh.len() >= 2 && !self.idle.anyone_spinning() && self.idle.anyone_idle() {
+                    let now = crate::metrics::nanos(self.origin.elapsed());
+                    let last = self.last_local_wake_ns.load(Ordering::Relaxed);
+                    if now.saturating_sub(last) >= LOCAL_WAKE_INTERVAL_NS || last == 0 {
+                        self.last_local_wake_ns.store(now.max(1), Ordering::Relaxed);
+                        self.notify_stealable_work();
+                    }
                 }
             }
             None => {
@@ -299,15 +297,7 @@ impl Shared {
 
     /// Wakes every idle LWP (sysmon uses this when an LWP is stuck).
     pub(crate) fn wake_one_idle(&self) -> bool {
-        let index = {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            let i = idle.pop();
-            if i.is_some() {
-                self.num_idle.fetch_sub(1, Ordering::SeqCst);
-            }
-            i
-        };
-        match index.and_then(|i| self.slots[i].thread.get()) {
+        match self.idle.pop_any().and_then(|i| self.slots[i].thread.get()) {
             Some(t) => {
                 t.unpark();
                 true
@@ -599,14 +589,14 @@ impl WorkerCtx {
         let active = shared.active.load(Ordering::Relaxed).max(1);
         // At most half of the LWPs spin (one, when there are one or two).
         let spinners_allowed = (active / 2).max(1);
-        if shared.num_spinning.fetch_add(1, Ordering::SeqCst) < spinners_allowed {
+        if shared.idle.try_start_spinning(spinners_allowed) {
             let start = Instant::now();
             let mut rounds = 0u32;
             loop {
                 if let Some(u) = self.search() {
-                    shared.num_spinning.fetch_sub(1, Ordering::SeqCst);
-                    // We were the spinner: if there is more work, get another LWP looking.
-                    if shared.has_stealable_work() {
+                    // If we were the last spinner and there is more work, get another LWP
+                    // looking (Go's rule: a spinner that finds work hands the search on).
+                    if shared.idle.stop_spinning() && shared.has_stealable_work() {
                         shared.notify_stealable_work();
                     }
                     return Some(u);
@@ -622,22 +612,18 @@ impl WorkerCtx {
                     std::hint::spin_loop();
                 }
             }
+            shared.idle.stop_spinning();
         }
-        shared.num_spinning.fetch_sub(1, Ordering::SeqCst);
         self.park()
     }
 
     fn park(&self) -> Option<RawUlt> {
         let shared = &*self.shared;
         let slot = self.slot();
-        {
-            let mut idle = shared.idle.lock().unwrap_or_else(|e| e.into_inner());
-            idle.push(self.index);
-            shared.num_idle.fetch_add(1, Ordering::SeqCst);
-        }
+        shared.idle.register(self.index);
         slot.sleeping.store(true, Ordering::SeqCst);
         // SeqCst: pairs with the fences in `notify_stealable_work` and `push_remote`.
-        fence(Ordering::SeqCst);
+        IdleSet::fence();
         let found = self.search();
         if found.is_none() && !shared.shutdown.load(Ordering::SeqCst) {
             bump(&slot.counters.lwp_parks);
@@ -653,13 +639,7 @@ impl WorkerCtx {
             }
         }
         slot.sleeping.store(false, Ordering::SeqCst);
-        {
-            let mut idle = shared.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(pos) = idle.iter().position(|&i| i == self.index) {
-                idle.swap_remove(pos);
-                shared.num_idle.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
+        shared.idle.unregister(self.index);
         found
     }
 

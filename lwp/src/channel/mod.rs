@@ -238,20 +238,18 @@ impl<T> Chan<T> {
             if last_try || block.expired() {
                 return Err(SendFail::Full(value));
             }
-            let w = Waiter::new();
+            let w = Waiter::current();
             g.send_waiters.push_back(w.clone());
             drop(g);
             if w.wait_deadline(block.deadline()).is_none() {
                 let mut g = lock_internal(&self.inner);
                 if w.token() == WAITING && g.send_waiters.remove(&w) {
                     drop(g);
-                    Waiter::recycle(w);
                     return Err(SendFail::Full(value));
                 }
                 // Notified while timing out: the room is ours to use, one last attempt.
                 last_try = true;
             }
-            Waiter::recycle(w);
         }
     }
 
@@ -274,7 +272,7 @@ impl<T> Chan<T> {
             if block.expired() {
                 return Err(SendFail::Full(value));
             }
-            let w = Waiter::new();
+            let w = Waiter::current();
             g.offers.push_back(Offer {
                 value,
                 sender: Some(w.clone()),
@@ -301,7 +299,6 @@ impl<T> Chan<T> {
                 }
             }
         };
-        Waiter::recycle(w);
         result
     }
 
@@ -331,21 +328,19 @@ impl<T> Chan<T> {
             if last_try || block.expired() {
                 return Err(RecvFail::Empty);
             }
-            let w = Waiter::new();
+            let w = Waiter::current();
             g.recv_waiters.push_back(w.clone());
             drop(g);
             if w.wait_deadline(block.deadline()).is_none() {
                 let mut g = lock_internal(&self.inner);
                 if w.token() == WAITING && g.recv_waiters.remove(&w) {
                     drop(g);
-                    Waiter::recycle(w);
                     return Err(RecvFail::Empty);
                 }
                 // Notified while timing out: a message (maybe offered to us alone) is there,
                 // one last attempt.
                 last_try = true;
             }
-            Waiter::recycle(w);
         }
     }
 

@@ -105,7 +105,7 @@ impl Barrier {
                 wakes.wake();
                 return Some(BarrierWaitResult(true));
             }
-            let w = Waiter::new();
+            let w = Waiter::current();
             st.waiters.push_back(w.clone());
             w
         };
@@ -121,7 +121,6 @@ impl Barrier {
                 }
             }
         };
-        Waiter::recycle(w);
         released.then_some(BarrierWaitResult(false))
     }
 }

@@ -173,7 +173,7 @@ impl Condvar {
         guard: MutexGuard<'a, T>,
         deadline: Option<Instant>,
     ) -> (LockResult<MutexGuard<'a, T>>, WaitTimeoutResult) {
-        let w = Waiter::new();
+        let w = Waiter::current();
         // Enqueue while the mutex is still held (see the module header).
         self.queue.with(|list| list.push_back(w.clone()));
         let (mutex, panicking): (&'a Mutex<T>, bool) = Mutex::unlock_from_guard(guard);
@@ -185,7 +185,6 @@ impl Condvar {
                 w.token() == WAITING && list.remove(&w)
             }),
         };
-        Waiter::recycle(w);
         (mutex.relock(panicking), WaitTimeoutResult(timed_out))
     }
 }

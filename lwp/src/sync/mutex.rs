@@ -283,7 +283,7 @@ impl<T: ?Sized> Mutex<T> {
         }
         let mut starving = false;
         loop {
-            let w = Waiter::new();
+            let w = Waiter::current();
             if starving {
                 w.set_tag(STARVING);
             }
@@ -315,7 +315,6 @@ impl<T: ?Sized> Mutex<T> {
                 false
             });
             if acquired {
-                Waiter::recycle(w);
                 return true;
             }
             let token = match w.wait_deadline(deadline) {
@@ -331,7 +330,6 @@ impl<T: ?Sized> Mutex<T> {
                     t
                 }),
             };
-            Waiter::recycle(w);
             match token {
                 HANDOFF => return true,
                 WAITING => return false, // timed out, removed

@@ -362,7 +362,7 @@ impl<T: ?Sized> RwLock<T> {
 
     #[cold]
     fn read_slow(&self, deadline: Option<Instant>) -> bool {
-        let w = Waiter::new();
+        let w = Waiter::current();
         let (acquired, wakes) = {
             let mut q = lock_internal(&self.queues);
             let mut s = self.state.load(Ordering::Relaxed);
@@ -392,7 +392,6 @@ impl<T: ?Sized> RwLock<T> {
         };
         drop(wakes);
         if acquired {
-            Waiter::recycle(w);
             return true;
         }
         self.wait_handoff(w, deadline, false)
@@ -400,7 +399,7 @@ impl<T: ?Sized> RwLock<T> {
 
     #[cold]
     fn write_slow(&self, deadline: Option<Instant>) -> bool {
-        let w = Waiter::new();
+        let w = Waiter::current();
         let (acquired, wakes) = {
             let mut q = lock_internal(&self.queues);
             let mut s = self.state.load(Ordering::Relaxed);
@@ -431,7 +430,6 @@ impl<T: ?Sized> RwLock<T> {
         };
         drop(wakes);
         if acquired {
-            Waiter::recycle(w);
             return true;
         }
         self.wait_handoff(w, deadline, true)
@@ -463,7 +461,6 @@ impl<T: ?Sized> RwLock<T> {
                 wakes.is_none()
             }
         };
-        Waiter::recycle(w);
         got
     }
 

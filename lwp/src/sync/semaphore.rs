@@ -131,7 +131,7 @@ impl Semaphore {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return None;
             }
-            let w = Waiter::new();
+            let w = Waiter::current();
             st.waiters.push_back(w.clone());
             w
         };
@@ -143,7 +143,6 @@ impl Semaphore {
                 !(w.token() == WAITING && st.waiters.remove(&w))
             }
         };
-        Waiter::recycle(w);
         // Not `then_some`: that would build (and drop, i.e. release) a permit when not granted.
         if granted {
             Some(SemaphorePermit { sem: self })

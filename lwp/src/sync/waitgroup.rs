@@ -100,7 +100,7 @@ impl WaitGroup {
             if st.count == 0 {
                 return true;
             }
-            let w = Waiter::new();
+            let w = Waiter::current();
             st.waiters.push_back(w.clone());
             w
         };
@@ -111,7 +111,6 @@ impl WaitGroup {
                 !(w.token() == WAITING && st.waiters.remove(&w))
             }
         };
-        Waiter::recycle(w);
         done
     }
 }

@@ -33,15 +33,17 @@
 //! The internal locks are held only for list operations and state updates: never across a
 //! park, never while user code (a `Drop` of a user value) runs.
 //!
-//! # Allocation
-//! `Waiter`s are reference counted (the list and the notifier may still hold one when the
-//! waiter returns). To keep blocking allocation-free in steady state, each kernel thread keeps
-//! a few spare waiters: [`Waiter::new`] takes one, [`Waiter::recycle`] gives it back when no
-//! one else holds a reference. The cache is a `thread_local!` touched only inside two
-//! non-inlined functions that never switch, so a ULT that migrates between two calls never
-//! uses a stale thread-local address (see `ult::raw`).
+//! # One waiter per ULT (or thread), reused
+//! A caller blocks on at most one primitive at a time and leaves every list before its
+//! blocking call returns (notifiers pop it; a timed-out waiter removes itself), so each ULT
+//! needs one `Waiter` for its whole life: [`Waiter::current`] returns it (from ULT-local
+//! storage, or a thread-local for plain threads), reset to `WAITING`. Blocking therefore
+//! allocates only the first time a ULT blocks. Reuse is safe because notifiers store a token
+//! only into a listed waiter (under the lock); the one thing a notifier may still do to a
+//! waiter that has moved on is a late `unpark`, i.e. a spurious wake-up, which rule 3
+//! tolerates. (The ULT-local waiter holds the ULT's own unparker; ULT-locals are dropped when
+//! the ULT finishes, which breaks that cycle.)
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -70,74 +72,45 @@ pub(crate) struct Waiter {
     /// loaded with acquire by the waiter (pairs with that store).
     token: AtomicU32,
     /// Free for the owning primitive, read and written only under the owning lock (the
-    /// mutex marks "starving" waiters here). Reset to 0 by [`Waiter::new`].
+    /// mutex marks "starving" waiters here). Reset to 0 by [`Waiter::current`].
     tag: AtomicU32,
-    /// Whom to wake. `None` only while the waiter sits in the per-thread cache.
-    unparker: Option<ult::Unparker>,
+    /// Whom to wake: the ULT or thread this waiter belongs to.
+    unparker: ult::Unparker,
 }
 
-/// Most spare waiters a kernel thread keeps.
-const CACHE_SLOTS: usize = 4;
+ult::local! {
+    /// The running ULT's waiter, made the first time it blocks and kept until it finishes.
+    static ULT_WAITER: Arc<Waiter> = Waiter::fresh();
+}
 
 thread_local! {
-    static CACHE: RefCell<Vec<Arc<Waiter>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Takes a spare waiter of this kernel thread. Not inlined: the thread-local address is
-/// computed afresh at each call (the caller may be a ULT that migrated since the last one).
-#[inline(never)]
-fn take_cached() -> Option<Arc<Waiter>> {
-    CACHE
-        .try_with(|c| c.try_borrow_mut().ok().and_then(|mut v| v.pop()))
-        .ok()
-        .flatten()
-}
-
-/// Gives a spare waiter back to this kernel thread's cache (or frees it if full). Not
-/// inlined, see [`take_cached`].
-#[inline(never)]
-fn put_cached(w: Arc<Waiter>) {
-    let _ = CACHE.try_with(move |c| {
-        if let Ok(mut v) = c.try_borrow_mut() {
-            if v.len() < CACHE_SLOTS {
-                v.push(w);
-            }
-        }
-        // Otherwise `w` is dropped here: it holds no unparker, so this runs no foreign code.
-    });
+    /// A plain kernel thread's waiter.
+    static THREAD_WAITER: Arc<Waiter> = Waiter::fresh();
 }
 
 impl Waiter {
-    /// A fresh waiter for the caller (the running ULT, or this kernel thread), token
-    /// `WAITING`, tag 0.
-    pub(crate) fn new() -> Arc<Waiter> {
-        let unparker = ult::unparker();
-        if let Some(mut w) = take_cached() {
-            if let Some(slot) = Arc::get_mut(&mut w) {
-                // Unique (the cache only keeps unique waiters), so plain stores are enough.
-                *slot.token.get_mut() = WAITING;
-                *slot.tag.get_mut() = 0;
-                slot.unparker = Some(unparker);
-                return w;
-            }
-        }
+    fn fresh() -> Arc<Waiter> {
         Arc::new(Waiter {
             token: AtomicU32::new(WAITING),
             tag: AtomicU32::new(0),
-            unparker: Some(unparker),
+            unparker: ult::unparker(),
         })
     }
 
-    /// Returns a waiter that is out of every list to the per-thread cache if nobody else
-    /// holds it (a notifier may still be between its unlock and its unpark; then it is simply
-    /// freed when the last reference goes).
-    pub(crate) fn recycle(mut this: Arc<Waiter>) {
-        if let Some(slot) = Arc::get_mut(&mut this) {
-            // Drop the unparker now: a cached waiter must not keep a ULT (and its scheduler)
-            // alive.
-            slot.unparker = None;
-            put_cached(this);
-        }
+    /// The caller's waiter (the running ULT's, or this kernel thread's), reset to token
+    /// `WAITING` and tag 0. The caller must be in no list (it is not blocked elsewhere).
+    pub(crate) fn current() -> Arc<Waiter> {
+        let w = if ult::in_ult() {
+            ULT_WAITER.with(Arc::clone)
+        } else {
+            THREAD_WAITER
+                .try_with(Arc::clone)
+                .unwrap_or_else(|_| Waiter::fresh())
+        };
+        // Relaxed: nobody else stores to a waiter that is in no list (see the module header).
+        w.token.store(WAITING, Ordering::Relaxed);
+        w.tag.store(0, Ordering::Relaxed);
+        w
     }
 
     /// The token (acquire: pairs with the notifier's release store, so what the notifier
@@ -169,7 +142,7 @@ impl Waiter {
             if t != WAITING {
                 return t;
             }
-            ult::park();
+            std::thread::park();
         }
     }
 
@@ -202,9 +175,7 @@ impl Waiter {
     }
 
     fn unpark(&self) {
-        if let Some(u) = &self.unparker {
-            u.unpark();
-        }
+        self.unparker.unpark();
     }
 }
 
@@ -406,8 +377,9 @@ mod tests {
 
     #[test]
     fn notify_one_is_fifo_and_sets_tokens() {
-        let a = Waiter::new();
-        let b = Waiter::new();
+        // Two distinct waiters (as two ULTs would have).
+        let a = Waiter::fresh();
+        let b = Waiter::fresh();
         let mut list = WaiterList::new();
         list.push_back(a.clone());
         list.push_back(b.clone());
@@ -421,30 +393,35 @@ mod tests {
     }
 
     #[test]
-    fn recycled_waiter_is_reused_clean() {
-        let a = Waiter::new();
+    fn the_current_waiter_is_reused_and_reset() {
+        let a = Waiter::current();
         a.notify(3);
         a.set_tag(9);
-        let p = Arc::as_ptr(&a);
-        Waiter::recycle(a);
-        let b = Waiter::new();
-        assert_eq!(Arc::as_ptr(&b), p, "the cached waiter is reused");
+        let b = Waiter::current();
+        assert!(Arc::ptr_eq(&a, &b), "one waiter per thread");
         assert_eq!(b.token(), WAITING);
         assert_eq!(b.tag(), 0);
+        let other = std::thread::spawn(|| Arc::as_ptr(&Waiter::current()) as usize)
+            .join()
+            .unwrap();
+        assert_ne!(other, Arc::as_ptr(&a) as usize, "another thread, another waiter");
     }
 
     #[test]
-    fn shared_waiter_is_not_recycled() {
-        let a = Waiter::new();
-        let other = a.clone();
-        Waiter::recycle(a);
-        let b = Waiter::new();
-        assert!(!Arc::ptr_eq(&b, &other));
+    fn each_ult_has_its_own_waiter() {
+        let (a, b) = ult::run(|| {
+            let a = Arc::as_ptr(&Waiter::current()) as usize;
+            let b = ult::spawn(|| Arc::as_ptr(&Waiter::current()) as usize)
+                .join()
+                .unwrap();
+            (a, b)
+        });
+        assert_ne!(a, b);
     }
 
     #[test]
     fn wait_deadline_times_out_while_waiting() {
-        let w = Waiter::new();
+        let w = Waiter::current();
         let start = Instant::now();
         assert_eq!(
             w.wait_deadline(Some(start + Duration::from_millis(20))),
@@ -459,7 +436,7 @@ mod tests {
         // cannot remove itself, its token must be set (the notification was addressed to it).
         for round in 0..200u64 {
             let q = Arc::new(WaitQueue::new());
-            let w = Waiter::new();
+            let w = Waiter::current();
             q.with(|l| l.push_back(w.clone()));
             let notified = Arc::new(AtomicBool::new(false));
             let (q2, n2) = (q.clone(), notified.clone());
