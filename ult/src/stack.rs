@@ -7,7 +7,11 @@
 //! Mapping a fresh stack costs two system calls plus a page fault per touched page (~9 µs on
 //! the development machine), so finished ULTs hand their stack back to a pool owned by the
 //! kernel thread they finished on, and the next spawn on that thread reuses it warm. Pools are
-//! thread-local: only the owning thread pushes or pops, no locking. A pool keeps at most
+//! thread-local: only the owning thread pushes or pops, no locking. Because a ULT may be
+//! spawned on one kernel thread and finish on another (stealing), stacks drift between
+//! threads; like a malloc's thread caches, a thread-local pool that grows past
+//! [`LOCAL_POOL_MAX`] stacks moves a batch to a global pool (one lock per batch), and an
+//! empty thread-local pool refills from it in a batch. The global pool keeps at most
 //! [`POOL_MAX_BYTES`] of address space; the rest is unmapped.
 //!
 //! RSS stays bounded: a stack that once went deep would keep its touched pages forever, so
@@ -29,8 +33,11 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 /// Smallest usable stack size accepted by [`crate::Builder::stack_size`].
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
-/// Address space a thread's pool may hold before further returned stacks are unmapped.
+/// Address space the global pool may hold before further returned stacks are unmapped.
 pub const POOL_MAX_BYTES: usize = 256 * 1024 * 1024;
+
+/// Stacks a thread-local pool holds before it moves half of them to the global pool.
+pub const LOCAL_POOL_MAX: usize = 64;
 
 /// The top of a stack that is never trimmed: the pages a shallow ULT touches.
 pub const WARM_BYTES: usize = 16 * 1024;
@@ -215,22 +222,45 @@ thread_local! {
     static POOL: RefCell<Pool> = const { RefCell::new(Pool { stacks: Vec::new(), bytes: 0 }) };
 }
 
-/// Takes a stack of exactly `size` usable bytes (page-rounded) from this thread's pool, or
-/// maps a new one.
-pub(crate) fn take(size: usize) -> io::Result<UltStack> {
+static GLOBAL: std::sync::Mutex<Pool> = std::sync::Mutex::new(Pool {
+    stacks: Vec::new(),
+    bytes: 0,
+});
+
+fn global() -> std::sync::MutexGuard<'static, Pool> {
+    GLOBAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn usable_for(size: usize) -> usize {
     let page = page_size();
-    let usable = size.max(MIN_STACK_SIZE).div_ceil(page) * page;
+    size.max(MIN_STACK_SIZE).div_ceil(page) * page
+}
+
+/// Takes a stack of exactly `size` usable bytes (page-rounded) from this thread's pool,
+/// refilling it from the global pool if needed, or maps a new one.
+pub(crate) fn take(size: usize) -> io::Result<UltStack> {
+    let usable = usable_for(size);
     let pooled = POOL
         .try_with(|pool| {
             let mut pool = pool.borrow_mut();
-            // Most programs use one size: the last stack almost always matches.
-            let idx = pool
-                .stacks
-                .iter()
-                .rposition(|s| s.usable_size() == usable)?;
-            let stack = pool.stacks.swap_remove(idx);
-            pool.bytes -= stack.len;
-            Some(stack)
+            if let Some(stack) = pop_matching(&mut pool, usable) {
+                return Some(stack);
+            }
+            // Refill a batch from the global pool.
+            let mut global = global();
+            let mut moved = 0;
+            while moved < LOCAL_POOL_MAX / 2 {
+                match pop_matching(&mut global, usable) {
+                    Some(stack) => {
+                        pool.bytes += stack.len;
+                        pool.stacks.push(stack);
+                        moved += 1;
+                    }
+                    None => break,
+                }
+            }
+            drop(global);
+            pop_matching(&mut pool, usable)
         })
         .ok()
         .flatten();
@@ -240,7 +270,16 @@ pub(crate) fn take(size: usize) -> io::Result<UltStack> {
     }
 }
 
-/// Returns a stack to this thread's pool (or unmaps it if the pool is full).
+fn pop_matching(pool: &mut Pool, usable: usize) -> Option<UltStack> {
+    // Most programs use one size: the last stack almost always matches.
+    let idx = pool.stacks.iter().rposition(|s| s.usable_size() == usable)?;
+    let stack = pool.stacks.swap_remove(idx);
+    pool.bytes -= stack.len;
+    Some(stack)
+}
+
+/// Returns a stack to this thread's pool, spilling a batch to the global pool when the
+/// local one is full (and unmapping what the global pool cannot hold).
 pub(crate) fn give_back(mut stack: UltStack) {
     stack.uses_since_trim += 1;
     if stack.uses_since_trim >= TRIM_EVERY {
@@ -248,11 +287,22 @@ pub(crate) fn give_back(mut stack: UltStack) {
     }
     let _ = POOL.try_with(|pool| {
         let mut pool = pool.borrow_mut();
-        if pool.bytes + stack.len <= POOL_MAX_BYTES {
-            pool.bytes += stack.len;
-            pool.stacks.push(stack);
+        pool.bytes += stack.len;
+        pool.stacks.push(stack);
+        if pool.stacks.len() > LOCAL_POOL_MAX {
+            let spill: Vec<UltStack> = pool.stacks.drain(..LOCAL_POOL_MAX / 2).collect();
+            let spilled: usize = spill.iter().map(|s| s.len).sum();
+            pool.bytes -= spilled;
+            drop(pool);
+            let mut global = global();
+            for s in spill {
+                if global.bytes + s.len <= POOL_MAX_BYTES {
+                    global.bytes += s.len;
+                    global.stacks.push(s);
+                }
+                // else: `s` drops here and is unmapped.
+            }
         }
-        // else: `stack` drops here and is unmapped.
     });
 }
 
@@ -282,13 +332,16 @@ pub fn trim_pool() {
     POOL.with(|pool| pool.borrow_mut().stacks.iter_mut().for_each(UltStack::trim));
 }
 
-/// Unmaps every pooled stack on the calling thread.
+/// Unmaps every pooled stack on the calling thread and in the global pool.
 pub fn clear_pool() {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         pool.stacks.clear();
         pool.bytes = 0;
     });
+    let mut global = global();
+    global.stacks.clear();
+    global.bytes = 0;
 }
 
 #[cfg(test)]
