@@ -36,6 +36,7 @@
 #![warn(missing_docs, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod blocking;
+mod bridge;
 pub mod channel;
 #[doc(hidden)]
 pub mod idle;
@@ -47,6 +48,7 @@ pub mod sync;
 pub mod sysmon;
 
 pub use blocking::blocking;
+pub use bridge::block_on;
 pub use metrics::{MetricsSnapshot, Timeline, Tlp};
 pub use runtime::{default_runtime, run, spawn, Builder, Model, Runtime, RuntimeBuilder};
 pub use ult::{

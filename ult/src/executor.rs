@@ -60,7 +60,11 @@ fn with_local<R>(id: u64, f: impl FnOnce(&Local) -> R) -> Option<R> {
 impl Shared {
     fn push(&self, ult: RawUlt) {
         let mut ult = Some(ult);
-        with_local(self.id, |l| l.queue.borrow_mut().extend(ult.take()));
+        with_local(self.id, |l| {
+            if let Some(u) = ult.take() {
+                l.queue.borrow_mut().push_back(u);
+            }
+        });
         if let Some(ult) = ult {
             self.inbox
                 .lock()
@@ -252,8 +256,7 @@ where
              (or use lwp::spawn, which starts a runtime on demand)",
         ));
     };
-    let sched = current.scheduler().clone();
-    let (raw, cell) = raw::create(spec, sched.clone(), f)?;
-    sched.spawn(raw)?;
+    let (raw, cell) = raw::create(spec, current.scheduler().clone(), f)?;
+    current.scheduler().spawn(raw)?;
     Ok(JoinHandle::new(cell))
 }
