@@ -34,7 +34,9 @@ fn bench(c: &mut Criterion) {
     });
     let mut g = c.benchmark_group("fresh");
     g.sample_size(20);
-    g.bench_function("ult/spawn_join_fresh", |b| b.iter_custom(|n| spawn_join(n, true)));
+    g.bench_function("ult/spawn_join_fresh", |b| {
+        b.iter_custom(|n| spawn_join(n, true))
+    });
     g.bench_function("corosensei/create_run_fresh_stack", |b| {
         b.iter(|| {
             let mut co: corosensei::Coroutine<(), (), u64> =

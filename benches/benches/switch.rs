@@ -52,7 +52,9 @@ fn ult_yield_round_trips(iters: u64) -> Duration {
 }
 
 fn ult_yield(c: &mut Criterion) {
-    c.bench_function("ult/yield_round_trip", |b| b.iter_custom(ult_yield_round_trips));
+    c.bench_function("ult/yield_round_trip", |b| {
+        b.iter_custom(ult_yield_round_trips)
+    });
 }
 
 criterion_group!(benches, raw_round_trip, ult_yield);

@@ -33,7 +33,11 @@
 //! [`metrics`] with the exact TLP histogram. Everything that blocks parks only the calling
 //! ULT, and works from plain kernel threads too (blocking the thread).
 
-#![warn(missing_docs, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+#![warn(
+    missing_docs,
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks
+)]
 
 pub mod blocking;
 mod bridge;

@@ -149,7 +149,13 @@ impl Timeline {
         let tlp = if busy <= 0.0 {
             None
         } else {
-            Some(c.iter().enumerate().map(|(i, ci)| i as f64 * ci).sum::<f64>() / busy)
+            Some(
+                c.iter()
+                    .enumerate()
+                    .map(|(i, ci)| i as f64 * ci)
+                    .sum::<f64>()
+                    / busy,
+            )
         };
         Tlp { c, tlp }
     }

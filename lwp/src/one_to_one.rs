@@ -144,7 +144,12 @@ impl OneToOne {
     /// Blocks this thread until its ULT is woken (returned) or the runtime shuts down.
     fn wait(&self, slot: &Dedicated, own: &RawUlt) -> Option<RawUlt> {
         loop {
-            if let Some(u) = slot.mailbox.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            if let Some(u) = slot
+                .mailbox
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            {
                 return Some(u);
             }
             if self.shutdown.load(Ordering::SeqCst) && own.cancel_if_parked() {
@@ -156,7 +161,12 @@ impl OneToOne {
                 t.next_deadline()
             });
             // The timer may have woken our ULT into the mailbox: look again before sleeping.
-            if let Some(u) = slot.mailbox.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            if let Some(u) = slot
+                .mailbox
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            {
                 return Some(u);
             }
             match deadline {

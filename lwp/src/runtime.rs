@@ -383,10 +383,10 @@ impl Builder {
     /// As [`ult::Builder::migratable`]: no thread-local reference (or `!Send` value) may be
     /// held across a switch point.
     pub unsafe fn migratable(self) -> Builder {
-        // SAFETY: the caller takes on the same contract.
-        Builder {
-            inner: unsafe { self.inner.migratable() },
-        }
+        let inner = self.inner;
+        // SAFETY: our caller took on exactly the contract `ult::Builder::migratable` requires.
+        let inner = unsafe { inner.migratable() };
+        Builder { inner }
     }
 
     /// Spawns the ULT; see the type's documentation for where it runs.

@@ -323,7 +323,12 @@ impl Shared {
         let lwps = self
             .started_slots()
             .iter()
-            .map(|s| s.timeline.as_ref().map(|t| t.snapshot()).unwrap_or_default())
+            .map(|s| {
+                s.timeline
+                    .as_ref()
+                    .map(|t| t.snapshot())
+                    .unwrap_or_default()
+            })
             .collect();
         Some(crate::metrics::Timeline { lwps, window_ns })
     }
@@ -465,7 +470,7 @@ impl WorkerCtx {
     fn next_local(&self) -> Option<RawUlt> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
-        if tick % GLOBAL_CHECK_INTERVAL == 0 {
+        if tick.is_multiple_of(GLOBAL_CHECK_INTERVAL) {
             self.fire_timers();
             if let Some(u) = self.steal_global() {
                 return Some(u);
@@ -605,7 +610,7 @@ impl WorkerCtx {
                     break;
                 }
                 rounds += 1;
-                if rounds % 16 == 0 && start.elapsed() >= SPIN_TIME {
+                if rounds.is_multiple_of(16) && start.elapsed() >= SPIN_TIME {
                     break;
                 }
                 for _ in 0..32 {

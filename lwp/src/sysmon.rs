@@ -69,7 +69,10 @@ fn monitor(weak: Weak<Shared>, threshold: Duration) {
             return;
         }
         let now = Instant::now();
-        let active = shared.active.load(Ordering::Acquire).min(shared.slots.len());
+        let active = shared
+            .active
+            .load(Ordering::Acquire)
+            .min(shared.slots.len());
         seen.resize(active, None);
         for (i, last) in seen.iter_mut().enumerate() {
             let slot = &shared.slots[i];
@@ -89,7 +92,12 @@ fn monitor(weak: Weak<Shared>, threshold: Duration) {
                         intervene(&shared);
                     }
                 }
-                _ => *last = Some(Seen { switches, since: now }),
+                _ => {
+                    *last = Some(Seen {
+                        switches,
+                        since: now,
+                    })
+                }
             }
         }
     }
@@ -127,8 +135,7 @@ fn intervene(shared: &Arc<Shared>) {
 /// Called by a stuck LWP when its ULT gave control back: clears the mark and warns.
 pub(crate) fn report_unstuck(shared: &Shared, lwp: usize, ult: &ult::raw::Header) {
     shared.slots[lwp].stuck.store(false, Ordering::Relaxed);
-    if !WARNINGS_ENABLED.load(Ordering::Relaxed) || std::env::var_os("LWP_SYSMON_QUIET").is_some()
-    {
+    if !WARNINGS_ENABLED.load(Ordering::Relaxed) || std::env::var_os("LWP_SYSMON_QUIET").is_some() {
         return;
     }
     let now_ms = shared.origin.elapsed().as_millis() as u64 + 1;

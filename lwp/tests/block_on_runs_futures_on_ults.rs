@@ -57,10 +57,16 @@ fn a_pending_future_parks_only_its_ult() {
         (out, ticker.join().unwrap())
     });
     assert_eq!(out, "done");
-    assert!(ticks >= 10, "the single LWP kept running the ticker: {ticks}");
+    assert!(
+        ticks >= 10,
+        "the single LWP kept running the ticker: {ticks}"
+    );
 }
 
 #[test]
 fn block_on_works_on_a_plain_thread() {
-    assert_eq!(lwp::block_on(Delayed::new(Duration::from_millis(10))), "done");
+    assert_eq!(
+        lwp::block_on(Delayed::new(Duration::from_millis(10))),
+        "done"
+    );
 }

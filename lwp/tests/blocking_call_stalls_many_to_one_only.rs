@@ -61,7 +61,10 @@ fn many_to_one_stalls_every_ult_during_a_blocking_call() {
         "under many-to-one nothing should complete while the LWP is blocked: {during}"
     );
     assert!(m.sysmon_stalls >= 1, "sysmon noticed the stall: {m:?}");
-    assert_eq!(m.sysmon_interventions, 0, "many-to-one has no LWP to hand off to");
+    assert_eq!(
+        m.sysmon_interventions, 0,
+        "many-to-one has no LWP to hand off to"
+    );
 }
 
 #[test]
@@ -106,7 +109,10 @@ fn sysmon_adds_an_lwp_when_every_lwp_is_blocked() {
         e
     });
     assert_eq!(done.load(Ordering::SeqCst), 100);
-    assert!(elapsed < Duration::from_secs(5), "work was stuck behind the blocked LWP");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "work was stuck behind the blocked LWP"
+    );
     let m = rt.metrics();
     assert!(m.sysmon_interventions >= 1, "{m:?}");
     assert!(m.lwps_started >= 2, "sysmon started an extra LWP: {m:?}");

@@ -30,7 +30,10 @@ fn other_ults_run_on_the_same_lwp_while_one_waits_in_the_pool() {
         (during, v)
     });
     assert_eq!(value, 42);
-    assert!(ticks_during >= 20, "the LWP kept running the ticker: {ticks_during} ticks");
+    assert!(
+        ticks_during >= 20,
+        "the LWP kept running the ticker: {ticks_during} ticks"
+    );
 }
 
 #[test]

@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 use lwp::{Model, Runtime};
 
 fn models() -> Vec<Model> {
-    vec![Model::ManyToOne, Model::OneToOne, Model::ManyToMany { lwps: 2 }]
+    vec![
+        Model::ManyToOne,
+        Model::OneToOne,
+        Model::ManyToMany { lwps: 2 },
+    ]
 }
 
 lwp::local! {
@@ -85,7 +89,7 @@ fn many_ults_share_work_under_every_model() {
 
 #[test]
 fn spawning_from_a_plain_thread_uses_the_default_runtime() {
-    let h = lwp::spawn(|| lwp::in_ult());
+    let h = lwp::spawn(lwp::in_ult);
     assert!(h.join().unwrap());
     assert_eq!(lwp::run(|| 3 + 4), 7);
 }

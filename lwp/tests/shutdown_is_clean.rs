@@ -23,7 +23,11 @@ fn no_kernel_thread_outlives_its_runtime() {
     // Tests in this file run one at a time in this binary (one test), so counting threads
     // of the process is meaningful.
     let before = thread_count();
-    for model in [Model::ManyToOne, Model::OneToOne, Model::ManyToMany { lwps: 3 }] {
+    for model in [
+        Model::ManyToOne,
+        Model::OneToOne,
+        Model::ManyToMany { lwps: 3 },
+    ] {
         let drops = Arc::new(AtomicUsize::new(0));
         {
             let rt = Runtime::new(model).unwrap();
@@ -43,9 +47,17 @@ fn no_kernel_thread_outlives_its_runtime() {
             });
             assert!(thread_count() > before, "{model}: the runtime has threads");
         }
-        assert_eq!(thread_count(), before, "{model}: every kernel thread was joined");
+        assert_eq!(
+            thread_count(),
+            before,
+            "{model}: every kernel thread was joined"
+        );
         if model == Model::OneToOne {
-            assert_eq!(drops.load(Ordering::SeqCst), 5, "parked 1:1 ULTs are unwound");
+            assert_eq!(
+                drops.load(Ordering::SeqCst),
+                5,
+                "parked 1:1 ULTs are unwound"
+            );
         }
     }
 }

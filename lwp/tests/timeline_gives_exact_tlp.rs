@@ -46,6 +46,9 @@ fn two_busy_lwps_give_tlp_near_two_and_one_gives_one() {
     single.run(|| spin(Duration::from_millis(30)));
     let h = single.timeline().unwrap().tlp();
     assert_eq!(h.c.len(), 2);
-    assert!((h.tlp.unwrap() - 1.0).abs() < 1e-9, "one LWP: TLP is exactly 1");
+    assert!(
+        (h.tlp.unwrap() - 1.0).abs() < 1e-9,
+        "one LWP: TLP is exactly 1"
+    );
     assert!(h.c[1] > 0.0);
 }

@@ -4,7 +4,9 @@ fn main() {
         let per = ult::run(|| {
             let n = 2_000_000u64;
             let t = Instant::now();
-            for i in 0..n { std::hint::black_box(ult::spawn(move || i).join().unwrap()); }
+            for i in 0..n {
+                std::hint::black_box(ult::spawn(move || i).join().unwrap());
+            }
             t.elapsed().as_nanos() as f64 / n as f64
         });
         println!("spawn+join {per:.1} ns");

@@ -194,7 +194,7 @@ fn event_loop<T>(shared: &Shared, local: &Local, root: &JoinHandle<T>) {
             drain_inbox(shared, local);
         }
         tick = tick.wrapping_add(1);
-        if tick % TIMER_CHECK_INTERVAL == 0 {
+        if tick.is_multiple_of(TIMER_CHECK_INTERVAL) {
             fire_timers(local);
         }
         let next = local.queue.borrow_mut().pop_front();

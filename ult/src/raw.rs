@@ -76,7 +76,6 @@ pub trait Schedule: Send + Sync + 'static {
     fn cancel_timer(&self, key: u64);
 }
 
-
 /// Identifier of a ULT, unique within the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UltId(pub(crate) u64);

@@ -272,7 +272,10 @@ pub(crate) fn take(size: usize) -> io::Result<UltStack> {
 
 fn pop_matching(pool: &mut Pool, usable: usize) -> Option<UltStack> {
     // Most programs use one size: the last stack almost always matches.
-    let idx = pool.stacks.iter().rposition(|s| s.usable_size() == usable)?;
+    let idx = pool
+        .stacks
+        .iter()
+        .rposition(|s| s.usable_size() == usable)?;
     let stack = pool.stacks.swap_remove(idx);
     pool.bytes -= stack.len;
     Some(stack)

@@ -140,6 +140,10 @@ mod tests {
             let k = q.insert(far, crate::unparker());
             q.cancel(k);
         }
-        assert!(q.heap.len() <= 2 * q.len() + 65, "heap {} entries", q.heap.len());
+        assert!(
+            q.heap.len() <= 2 * q.len() + 65,
+            "heap {} entries",
+            q.heap.len()
+        );
     }
 }
