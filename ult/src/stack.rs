@@ -14,11 +14,15 @@
 //! empty thread-local pool refills from it in a batch. The global pool keeps at most
 //! [`POOL_MAX_BYTES`] of address space; the rest is unmapped.
 //!
-//! RSS stays bounded: a stack that once went deep would keep its touched pages forever, so
-//! every [`TRIM_EVERY`]th return to the pool (and whenever the pool is trimmed explicitly)
-//! everything below the warm top [`WARM_BYTES`] is released with `madvise(MADV_DONTNEED)`.
-//! The trim is amortised because one `madvise` costs more than a whole pooled spawn+join.
-//!
+//! RSS stays bounded: a stack that once went deep would keep its touched pages forever.
+//! When a stack comes back to the pool, a few words of the page just below the warm top
+//! [`WARM_BYTES`] are read: a ULT that stayed shallow never wrote there, so they read as zero
+//! (the first read maps the shared zero page once per stack; later reads are plain loads),
+//! while one that went deeper left frames there. Only then is everything below the warm top
+//! released with `madvise(MADV_DONTNEED)` (which also zeroes the probe words again). A deep
+//! ULT that happened to leave exactly those words zero is caught by a full trim every
+//! [`TRIM_EVERY`] reuses. One `madvise` costs more than a whole pooled spawn+join, which is
+//! why it is not done on every return.
 //! Invariants: a stack in the pool is not in use by any coroutine; `base()` is 16-byte
 //! aligned; the guard page is always mapped `PROT_NONE` while the stack exists.
 
@@ -43,7 +47,7 @@ pub const LOCAL_POOL_MAX: usize = 64;
 pub const WARM_BYTES: usize = 16 * 1024;
 
 /// A pooled stack is trimmed every this many returns to the pool.
-pub const TRIM_EVERY: u32 = 64;
+pub const TRIM_EVERY: u32 = 1024;
 
 pub(crate) fn page_size() -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -119,6 +123,22 @@ impl UltStack {
     /// The guard page as `[low, high)`.
     pub fn guard_range(&self) -> (usize, usize) {
         (self.low, self.low + page_size())
+    }
+
+    /// Whether the ULT that used this stack went below the warm top (see the module header).
+    fn went_deep(&self) -> bool {
+        let page = page_size();
+        let top = self.low + self.len;
+        if self.usable_size() <= WARM_BYTES {
+            return false;
+        }
+        let probe_page = top - WARM_BYTES - page;
+        (0..8).any(|i| {
+            let addr = probe_page + i * (page / 8);
+            // SAFETY: inside the read-write part of the mapping, which this value owns; no
+            // coroutine runs on it. Reading an untouched page maps the zero page.
+            unsafe { std::ptr::read_volatile(addr as *const usize) != 0 }
+        })
     }
 
     /// Releases the committed pages below the warm top back to the kernel.
@@ -285,7 +305,7 @@ fn pop_matching(pool: &mut Pool, usable: usize) -> Option<UltStack> {
 /// local one is full (and unmapping what the global pool cannot hold).
 pub(crate) fn give_back(mut stack: UltStack) {
     stack.uses_since_trim += 1;
-    if stack.uses_since_trim >= TRIM_EVERY {
+    if stack.uses_since_trim >= TRIM_EVERY || stack.went_deep() {
         stack.trim();
     }
     let _ = POOL.try_with(|pool| {
@@ -366,6 +386,22 @@ mod tests {
     }
 
     #[test]
+    fn a_deep_stack_is_trimmed_when_it_returns_to_the_pool() {
+        clear_pool();
+        let s = take(1024 * 1024).unwrap();
+        let top = s.low + s.len;
+        for off in (0..256 * 1024).step_by(512) {
+            // SAFETY: inside the read-write part of the mapping we own.
+            unsafe { ((top - 8 - off) as *mut usize).write_volatile(0xdead) };
+        }
+        give_back(s);
+        let again = take(1024 * 1024).unwrap();
+        assert!(!again.went_deep(), "the pool trimmed it on return");
+        give_back(again);
+        clear_pool();
+    }
+
+    #[test]
     fn sizes_round_up_to_pages_and_minimum() {
         let s = UltStack::new(1).unwrap();
         assert_eq!(s.usable_size(), MIN_STACK_SIZE);
@@ -377,10 +413,10 @@ mod tests {
     fn trim_releases_deep_pages() {
         let mut s = UltStack::new(1024 * 1024).unwrap();
         let base = s.low + s.len;
-        // Touch 512 KiB below the top.
-        for off in (0..512 * 1024).step_by(4096) {
+        // Use 512 KiB below the top, as deep frames would.
+        for off in (0..512 * 1024).step_by(512) {
             // SAFETY: inside the read-write part of the mapping we own.
-            unsafe { ((base - 1 - off) as *mut u8).write_volatile(1) };
+            unsafe { ((base - 8 - off) as *mut usize).write_volatile(1) };
         }
         let resident = |s: &UltStack| {
             let page = page_size();
@@ -392,7 +428,9 @@ mod tests {
             vec.iter().filter(|&&b| b & 1 == 1).count()
         };
         assert!(resident(&s) >= 128);
+        assert!(s.went_deep());
         s.trim();
+        assert!(!s.went_deep(), "trimming zeroes the probe words");
         assert!(resident(&s) <= WARM_BYTES / page_size());
     }
 }
