@@ -431,6 +431,7 @@ mod tests {
         assert!(s.went_deep());
         s.trim();
         assert!(!s.went_deep(), "trimming zeroes the probe words");
-        assert!(resident(&s) <= WARM_BYTES / page_size());
+        // The warm top, plus the probe page that the read above mapped to the zero page.
+        assert!(resident(&s) <= WARM_BYTES / page_size() + 1);
     }
 }
