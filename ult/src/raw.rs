@@ -446,6 +446,12 @@ impl RawUlt {
             let r = panic::catch_unwind(AssertUnwindSafe(move || drop(co)));
             drop(r);
         }
+        // The forced unwind skips the coroutine's epilogue, where ULT-locals are normally
+        // dropped: drop them here, still as this ULT (they may hold its own unparker, a
+        // cycle that would otherwise leak the header).
+        // SAFETY: exclusive owner, as in `resume`; the coroutine is gone.
+        let locals = unsafe { std::mem::take(&mut *header.locals.get()) };
+        let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(locals)));
         CURRENT.with(|c| c.set(prev));
         header.state.finish();
     }

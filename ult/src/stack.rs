@@ -390,7 +390,7 @@ mod tests {
         clear_pool();
         let s = take(1024 * 1024).unwrap();
         let top = s.low + s.len;
-        for off in (0..256 * 1024).step_by(512) {
+        for off in (0..256 * 1024).step_by(8) {
             // SAFETY: inside the read-write part of the mapping we own.
             unsafe { ((top - 8 - off) as *mut usize).write_volatile(0xdead) };
         }
@@ -414,7 +414,7 @@ mod tests {
         let mut s = UltStack::new(1024 * 1024).unwrap();
         let base = s.low + s.len;
         // Use 512 KiB below the top, as deep frames would.
-        for off in (0..512 * 1024).step_by(512) {
+        for off in (0..512 * 1024).step_by(8) {
             // SAFETY: inside the read-write part of the mapping we own.
             unsafe { ((base - 8 - off) as *mut usize).write_volatile(1) };
         }

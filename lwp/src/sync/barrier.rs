@@ -41,7 +41,7 @@ struct State {
 ///             ult::spawn(move || b.wait().is_leader())
 ///         })
 ///         .collect();
-///     handles.into_iter().filter(|_| true).map(|h| h.join().unwrap() as u32).sum::<u32>()
+///     handles.into_iter().map(|h| h.join().unwrap() as u32).sum::<u32>()
 /// });
 /// assert_eq!(leaders, 1);
 /// ```
@@ -130,5 +130,22 @@ impl fmt::Debug for Barrier {
         f.debug_struct("Barrier")
             .field("n", &self.n)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::waitqueue::test_hook;
+
+    #[test]
+    fn a_generation_completing_during_the_timeout_counts() {
+        static B: Barrier = Barrier::new(2);
+        // The second arrival (made by the hook, on this thread) completes the generation
+        // right when the first one's deadline passes.
+        test_hook::on_next_timeout(|| assert!(B.wait().is_leader()));
+        let r = B.wait_timeout(Duration::from_millis(1));
+        assert_eq!(r.map(|r| r.is_leader()), Some(false));
+        assert_eq!(lock_internal(&B.state).arrived, 0);
     }
 }

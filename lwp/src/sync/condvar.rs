@@ -194,3 +194,25 @@ impl fmt::Debug for Condvar {
         f.debug_struct("Condvar").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::waitqueue::test_hook;
+
+    #[test]
+    fn a_notification_racing_the_timeout_counts_as_a_notification() {
+        static CV: Condvar = Condvar::new();
+        static M: Mutex<()> = Mutex::new(());
+        // Right when the deadline passes, the hook notifies: the only waiter is this one.
+        test_hook::on_next_timeout(|| CV.notify_one());
+        let (_g, res) = CV
+            .wait_timeout(M.lock().unwrap(), Duration::from_millis(1))
+            .unwrap();
+        assert!(
+            !res.timed_out(),
+            "the notification was swallowed by the timeout"
+        );
+        assert!(!CV.queue.has_waiters());
+    }
+}

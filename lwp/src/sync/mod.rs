@@ -25,6 +25,12 @@
 //! # Limits
 //! - Internal locks are `std::sync::Mutex`es held for a few list operations; a kernel thread
 //!   can block on one for that long, never for a user's critical section.
+//! - Each ULT that ever blocks on one of these keeps one small waiter (an `Arc` of about
+//!   40 bytes, in ULT-local storage) until it finishes; blocking allocates nothing after that.
+//! - A ULT destroyed while parked or while holding a notification (an executor cancelling
+//!   its queued ULTs at shutdown) takes that notification with it: a mutex it was handed,
+//!   or a wake-up meant for it, is not passed on. Shut runtimes down after the ULTs that
+//!   share primitives with the outside world have finished.
 //! - Poisoning uses `std::thread::panicking()`, which is per kernel thread: a ULT that parks
 //!   inside a `Drop` while unwinding makes other ULTs of that thread look like they are
 //!   panicking too, so a guard they drop meanwhile poisons its lock.

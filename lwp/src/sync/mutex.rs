@@ -110,7 +110,13 @@ unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 /// Exclusive access to the data of a locked [`Mutex`]; unlocks when dropped.
 ///
 /// Unlike `std`'s, this guard is `Send` when `T: Send`: the lock has no owner thread, so it
-/// may be released from another thread (for example by a ULT that migrated).
+/// may be released from another thread (for example by a ULT that migrated). It is `Sync`
+/// only when `T: Sync`, since a shared guard hands out `&T`:
+///
+/// ```compile_fail
+/// fn is_sync<T: Sync>() {}
+/// is_sync::<lwp::sync::MutexGuard<'static, std::cell::Cell<u8>>>();
+/// ```
 #[must_use = "if unused the Mutex will immediately unlock"]
 pub struct MutexGuard<'a, T: ?Sized + 'a> {
     lock: &'a Mutex<T>,
@@ -473,6 +479,25 @@ impl<T> From<T> for Mutex<T> {
 
 #[cfg(test)]
 mod tests {
+    use crate::sync::waitqueue::test_hook;
+
+    #[test]
+    fn a_release_racing_the_timeout_is_not_lost() {
+        static M: Mutex<u32> = Mutex::new(0);
+        // This thread holds the lock, then waits for it with a short timeout; right when the
+        // deadline passes, the hook releases the held guard, which notifies this very
+        // waiter. The lock is free and the notification ours: the wait must succeed.
+        let held = M.lock().unwrap();
+        test_hook::on_next_timeout(move || drop(held));
+        let got = M.lock_timeout(Duration::from_millis(1));
+        assert!(
+            got.is_ok(),
+            "notified while timing out, yet reported a timeout"
+        );
+        drop(got);
+        assert_eq!(M.state.load(Ordering::Relaxed), 0);
+    }
+
     use super::*;
 
     #[test]

@@ -601,6 +601,27 @@ impl<T> From<T> for RwLock<T> {
 
 #[cfg(test)]
 mod tests {
+    use crate::sync::waitqueue::test_hook;
+
+    #[test]
+    fn a_hand_off_racing_the_timeout_is_kept() {
+        static L: RwLock<u32> = RwLock::new(0);
+        // A reader times out while the writer's release hands the lock to it.
+        let w = L.write().unwrap();
+        test_hook::on_next_timeout(move || drop(w));
+        let r = L.read_timeout(Duration::from_millis(1));
+        assert!(r.is_ok(), "handed the read lock, yet reported a timeout");
+        drop(r);
+        assert_eq!(L.state.load(Ordering::Relaxed), 0, "no reader leaked");
+        // A writer times out while the last reader's release hands the lock to it.
+        let r = L.read().unwrap();
+        test_hook::on_next_timeout(move || drop(r));
+        let w = L.write_timeout(Duration::from_millis(1));
+        assert!(w.is_ok(), "handed the write lock, yet reported a timeout");
+        drop(w);
+        assert_eq!(L.state.load(Ordering::Relaxed), 0);
+    }
+
     use super::*;
 
     #[test]

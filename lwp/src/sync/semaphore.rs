@@ -181,3 +181,19 @@ impl fmt::Debug for SemaphorePermit<'_> {
         f.debug_struct("SemaphorePermit").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::waitqueue::test_hook;
+
+    #[test]
+    fn a_permit_handed_over_during_the_timeout_is_kept() {
+        static S: Semaphore = Semaphore::new(0);
+        test_hook::on_next_timeout(|| S.release());
+        let p = S.acquire_timeout(Duration::from_millis(1));
+        assert!(p.is_some(), "the handed-over permit was lost");
+        drop(p);
+        assert_eq!(S.available_permits(), 1);
+    }
+}

@@ -154,3 +154,17 @@ impl fmt::Debug for WaitGroup {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::waitqueue::test_hook;
+
+    #[test]
+    fn the_count_reaching_zero_during_the_timeout_counts() {
+        let wg = WaitGroup::new();
+        let other = wg.clone();
+        test_hook::on_next_timeout(move || drop(other));
+        assert!(wg.wait_timeout(Duration::from_millis(1)));
+    }
+}

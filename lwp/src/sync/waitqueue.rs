@@ -142,7 +142,7 @@ impl Waiter {
             if t != WAITING {
                 return t;
             }
-            std::thread::park();
+            ult::park();
         }
     }
 
@@ -159,6 +159,8 @@ impl Waiter {
                 return Some(t);
             }
             if Instant::now() >= deadline {
+                #[cfg(test)]
+                test_hook::fire();
                 return None;
             }
             ult::park_deadline(deadline);
@@ -370,6 +372,33 @@ impl WaitQueue {
     }
 }
 
+/// Unit-test hook into the window between "my deadline passed" and "settle under the
+/// lock", where a notification can race a timeout. Without it that window is a few
+/// nanoseconds wide and rule 4 of the protocol could only be tested by luck.
+#[cfg(test)]
+pub(crate) mod test_hook {
+    use std::cell::RefCell;
+
+    type Hook = Box<dyn FnOnce()>;
+
+    thread_local! {
+        static ON_TIMEOUT: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    /// Runs `f`, once, on this thread, right after the next timed wait of this thread found
+    /// its deadline passed and before it settles under the primitive's lock.
+    pub(crate) fn on_next_timeout(f: impl FnOnce() + 'static) {
+        ON_TIMEOUT.with(|h| *h.borrow_mut() = Some(Box::new(f)));
+    }
+
+    pub(super) fn fire() {
+        let hook = ON_TIMEOUT.with(|h| h.borrow_mut().take());
+        if let Some(f) = hook {
+            f();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,7 +433,11 @@ mod tests {
         let other = std::thread::spawn(|| Arc::as_ptr(&Waiter::current()) as usize)
             .join()
             .unwrap();
-        assert_ne!(other, Arc::as_ptr(&a) as usize, "another thread, another waiter");
+        assert_ne!(
+            other,
+            Arc::as_ptr(&a) as usize,
+            "another thread, another waiter"
+        );
     }
 
     #[test]
