@@ -49,6 +49,11 @@ impl RunState {
     /// ULT side of `park`: consumes a pending token; true if there was one.
     #[inline]
     pub fn take_token(&self) -> bool {
+        // Usually there is no token: a plain load then avoids a locked instruction. A token
+        // set right after this load is consumed by the scheduler's `try_park` instead.
+        if self.0.load(Ordering::Relaxed) & NOTIFIED == 0 {
+            return false;
+        }
         // Acquire: pairs with the unparker's release, so its writes are visible to the ULT.
         self.0.fetch_and(!NOTIFIED, Ordering::AcqRel) & NOTIFIED != 0
     }

@@ -1,4 +1,412 @@
-//! The lab: runs every experiment and writes `reports/`.
-fn main() {
-    println!("twolevel lab: no experiments yet");
+//! The lab: runs the experiments and writes `reports/`.
+//!
+//! `cargo run --release -p benches --bin lab` runs every experiment in quick mode;
+//! `lab create|switch|cache` runs one; `--full` runs longer; `--help` explains each. The
+//! binary only parses the command line, probes the machine, finds and builds the peers, runs
+//! the experiments in order and hands their sections to `benches::report`. Bad flags exit
+//! with code 2 (clap), a failure to write the report with 1.
+//!
+//! The hidden `internal-peer` subcommand is how the lab runs the `may` peer in a child process
+//! of its own (see `benches::maypeer`); it prints one JSON line and exits.
+
+use benches::experiments::{self, cache, create, switch, Ctx, Mode, Status};
+use benches::peers::{self, GoBins};
+use benches::report::{self, Report, RunInfo};
+use benches::{maypeer, probe};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime};
+
+const ABOUT: &str = "Measures the cost of threads on this machine (creation, direct switch, \
+cache effects) beside real peers, and writes reports/REPORT.md with tables, SVG plots and raw JSON.";
+
+const LONG_ABOUT: &str = "Measures the cost of threads on this machine, beside real peers, and \
+writes a report a person would rather look at than read: REPORT.md with one section per \
+experiment (the lecture's claim, what was measured, a table, a plot, what the numbers say), SVG \
+plots and raw JSON.
+
+With no subcommand every experiment runs, in quick mode (about two minutes on a 2-core machine). \
+Peers are detected: may and tokio always; Go (the programs in benches/go, compiled at run time) and \
+stress-ng when installed (scripts/install-peers.sh). A missing peer is named in the report.
+
+Figures are medians of repetitions with min and max, rows measured interleaved in one run.";
+
+#[derive(Parser, Debug)]
+#[command(name = "lab", version, about = ABOUT, long_about = LONG_ABOUT)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+
+    /// Longer runs: more repetitions, longer loops, more working-set sizes.
+    #[arg(long, global = true)]
+    full: bool,
+
+    /// Tiny counts, for tests only (the numbers are meaningless).
+    #[arg(long, global = true, hide = true, conflicts_with = "full")]
+    smoke: bool,
+
+    /// Directory to write the report into [default: reports/ at the workspace root, or
+    /// ./reports when the lab runs outside the source tree].
+    #[arg(long, global = true, value_name = "DIR")]
+    out: Option<PathBuf>,
+
+    /// Repetitions of every row (overrides the mode's default).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    reps: Option<u32>,
+
+    /// CPU that one-core rows are pinned to [default: the first CPU this process may use].
+    #[arg(long, global = true, value_name = "CPU")]
+    cpu: Option<usize>,
+
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+}
+
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    /// Run every experiment (the default).
+    All,
+    /// Creation cost: ULT vs kernel thread vs process, beside goroutines, may and tokio.
+    #[command(
+        long_about = "Creation cost. One operation is a whole life: create, run an empty \
+body, wait, reclaim. Rows: ULT spawn+join on a pooled stack and on a fresh stack, std::thread \
+spawn+join, fork + _exit + waitpid, posix_spawn(/bin/true) + waitpid, and goroutines, may \
+coroutines and tokio tasks as peers. All pinned to one CPU. Per-row batch means over repetitions \
+(median, min, max), per-operation distributions (HDR histogram), a log-scale bar chart."
+    )]
+    Create,
+    /// Direct cost of one switch: ULT yield, futex, pipes (lat_ctx), Go/may/tokio, stress-ng.
+    #[command(
+        long_about = "Direct cost of one context switch. Two ULTs yielding on one LWP; two \
+ULTs over channels on one and two LWPs (pending until the lwp runtime exists); two kernel threads \
+through a futex on one CPU and on two; two processes through pipes on one CPU, lmbench lat_ctx \
+style, with the single-process pipe write+read overhead subtracted (raw and net shown); Go \
+Gosched and channel ping-pong, may and tokio yields; stress-ng --switch as a cross-check. \
+Software counters confirm that kernel rows really switched and ULT rows never entered the kernel."
+    )]
+    Switch,
+    /// Indirect cost: per-switch cost against working-set size, from 0 to 4x the LLC.
+    #[command(
+        long_about = "Indirect cost of a switch (cache effects). Each side of a switch loop \
+walks a private working set between switches; sizes run from 0 to 4x the last-level cache with \
+points around L1d, L2 and L3 (from sysfs). One thread doing the same walks without switching is \
+the baseline, subtracted. Shown for ULTs, kernel threads and processes on one CPU: cost per \
+switch against size (log-x, caches marked) and the indirect share (total - direct) / total, \
+set against the lecture's 'up to 80%'. Hardware miss counters where the machine has a PMU."
+    )]
+    Cache,
+    /// Runs a peer inside a child process (used by the lab itself).
+    #[command(hide = true)]
+    InternalPeer {
+        #[command(subcommand)]
+        peer: PeerCmd,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+enum PeerCmd {
+    /// may coroutine spawn+join.
+    MayCreate {
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        n: u64,
+        #[arg(long, default_value_t = 0)]
+        m: u64,
+    },
+    /// Two may coroutines yielding.
+    MayYield {
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        n: u64,
+        #[arg(long, default_value_t = 1000)]
+        w: u64,
+    },
+}
+
+fn default_out() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    match manifest.parent() {
+        Some(root) if root.join("Cargo.toml").is_file() => root.join("reports"),
+        _ => PathBuf::from("reports"),
+    }
+}
+
+fn run_peer(peer: PeerCmd) -> ExitCode {
+    let out = match peer {
+        PeerCmd::MayCreate { n, m } => maypeer::create(n, m, 1000),
+        PeerCmd::MayYield { n, w } => maypeer::yield_pingpong(n, w),
+    };
+    match out.and_then(|o| serde_json::to_string(&o).map_err(|e| e.to_string())) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lab internal-peer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// CPU time (seconds) used by the whole machine and by this process (children included), to
+/// tell whether something else ran during the experiments.
+#[derive(Debug, Clone, Copy)]
+struct CpuTimes {
+    machine_busy: f64,
+    steal: f64,
+    ours: f64,
+}
+
+fn cpu_times() -> Option<CpuTimes> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as f64 } else { 100.0 };
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu: Vec<f64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    if cpu.len() < 8 {
+        return None;
+    }
+    let busy = cpu[0] + cpu[1] + cpu[2] + cpu[5] + cpu[6];
+    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = own.rsplit_once(')')?.1;
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // After ")" come state (not numeric, so filtered out), ppid, pgrp, session, tty_nr, tpgid,
+    // flags, minflt, cminflt, majflt, cmajflt, utime, stime, cutime, cstime: utime is index 10.
+    let ours = f.get(10)? + f.get(11)? + f.get(12)? + f.get(13)?;
+    Some(CpuTimes {
+        machine_busy: busy / hz,
+        steal: cpu[7] / hz,
+        ours: ours / hz,
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Cmd::InternalPeer { peer }) = cli.command {
+        return run_peer(peer);
+    }
+    let mode = if cli.smoke {
+        Mode::Smoke
+    } else if cli.full {
+        Mode::Full
+    } else {
+        Mode::Quick
+    };
+    let which = cli.command.unwrap_or(Cmd::All);
+    let out_dir = cli.out.clone().unwrap_or_else(default_out);
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+    let say = |msg: &str| {
+        if !cli.quiet {
+            eprintln!("lab: {msg}");
+        }
+    };
+
+    let machine = probe::probe();
+    let allowed = machine.allowed_cpus.clone();
+    let cpu_a = match cli.cpu {
+        Some(c) if allowed.contains(&c) => c,
+        Some(c) => {
+            eprintln!(
+                "lab: --cpu {c} is not a CPU this process may use (allowed: {})",
+                report::cpu_list(&allowed)
+            );
+            return ExitCode::from(2);
+        }
+        None => match allowed.first() {
+            Some(c) => *c,
+            None => {
+                eprintln!("lab: cannot read this process's CPU affinity");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let cpu_b = allowed.iter().copied().find(|&c| c != cpu_a);
+    say(&format!(
+        "{} mode; machine: {}; writing to {}",
+        mode.name(),
+        machine.one_line(),
+        out_dir.display()
+    ));
+
+    let peers_found = peers::detect();
+    let needs_go = matches!(which, Cmd::All | Cmd::Create | Cmd::Switch);
+    let go = if !needs_go {
+        Err(Status::NotApplicable(
+            "not needed by this experiment".into(),
+        ))
+    } else if peers::get(&peers_found, "go").is_some_and(|p| p.present) {
+        say("building the Go peers (go build)");
+        GoBins::build().map_err(Status::Failed)
+    } else {
+        Err(Status::Missing(
+            "`go` is not on PATH; install with `sudo scripts/install-peers.sh`".into(),
+        ))
+    };
+    if let Err(Status::Failed(e)) = &go {
+        say(&format!("Go peers unavailable: {e}"));
+    }
+    let ctx = Ctx {
+        mode,
+        reps_override: cli.reps.map(|r| r as usize),
+        machine: machine.clone(),
+        peers: peers_found.clone(),
+        go,
+        self_exe: std::env::current_exe().ok(),
+        cpu_a,
+        cpu_b,
+        progress: !cli.quiet,
+    };
+
+    let cpu_start = cpu_times();
+    let mut sections = Vec::new();
+    let mut not_run = Vec::new();
+    let all = [
+        (Cmd::Create, "create", "Creation cost"),
+        (Cmd::Switch, "switch", "Direct cost of a context switch"),
+        (
+            Cmd::Cache,
+            "cache",
+            "Indirect cost of a switch: cache effects",
+        ),
+    ];
+    let mut create_rows = None;
+    let mut switch_rows = None;
+    for (cmd, id, title) in all {
+        if which != Cmd::All && which != cmd {
+            not_run.push((id.to_string(), title.to_string()));
+            continue;
+        }
+        let t = Instant::now();
+        say(&format!("running `{id}`"));
+        match cmd {
+            Cmd::Create => {
+                let o = create::run(&ctx);
+                create_rows = Some(o.rows);
+                sections.push(o.section);
+            }
+            Cmd::Switch => {
+                let o = switch::run(&ctx);
+                switch_rows = Some(o.rows);
+                sections.push(o.section);
+            }
+            Cmd::Cache => {
+                let o = cache::run(&ctx);
+                sections.push(o.section);
+            }
+            _ => {}
+        }
+        say(&format!(
+            "`{id}` done in {:.1} s",
+            t.elapsed().as_secs_f64()
+        ));
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu_end = cpu_times();
+
+    let mut run_flags = Vec::new();
+    if let Some(l) = machine.load_average {
+        let ncpu = machine.online_cpus.len().max(1) as f64;
+        if l[0] > 0.5 * ncpu {
+            run_flags.push(format!(
+                "the machine was busy when the run started (1-minute load average {:.2} on {} CPUs): \
+                 other work may have disturbed the measurements",
+                l[0], ncpu
+            ));
+        }
+    }
+    if let (Some(a), Some(b)) = (cpu_start, cpu_end) {
+        let elapsed = t0.elapsed().as_secs_f64().max(1e-9);
+        let other = (b.machine_busy - a.machine_busy) - (b.ours - a.ours);
+        let steal = b.steal - a.steal;
+        if other > 0.1 * elapsed {
+            run_flags.push(format!(
+                "other processes used {:.1} CPU-seconds during the {:.0} s of this run ({:.0}% of one \
+                 CPU): the measurements shared the machine",
+                other,
+                elapsed,
+                100.0 * other / elapsed
+            ));
+        }
+        if steal > 0.05 * elapsed {
+            run_flags.push(format!(
+                "the hypervisor reported {steal:.1} s of steal time during the run"
+            ));
+        }
+    }
+
+    let reps_line = {
+        let r = |d: usize| cli.reps.map(|x| x as usize).unwrap_or(d);
+        format!(
+            "Repetitions: create {} per row, switch {} per row, cache {} per size{}.",
+            r(create::Params::for_mode(mode).reps),
+            r(switch::Params::for_mode(mode).reps),
+            r(cache::Params::for_mode(mode).reps),
+            if cli.reps.is_some() {
+                " (set with --reps)"
+            } else {
+                ""
+            }
+        )
+    };
+    let mut command = String::from("cargo run --release -p benches --bin lab");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.is_empty() {
+        command.push_str(" -- ");
+        command.push_str(&args.join(" "));
+    }
+    let headline = experiments::headline(
+        &machine,
+        mode,
+        create_rows.as_deref(),
+        switch_rows.as_deref(),
+    );
+    let rep = Report {
+        machine,
+        peers: peers_found,
+        run: RunInfo {
+            command,
+            mode: mode.name().to_string(),
+            repetitions: reps_line,
+            started_utc: report::utc_timestamp(started),
+            wall_seconds: wall,
+            pinning: ctx.pinning(),
+            lab_version: env!("CARGO_PKG_VERSION").to_string(),
+        },
+        headline,
+        run_flags,
+        sections,
+        not_run,
+    };
+    let result = report::write(&out_dir, &rep);
+    if let Some((t, sentence)) = &rep.headline {
+        if !cli.quiet {
+            println!("{}\n{sentence}\n", t.to_markdown());
+        }
+    }
+    match result {
+        Ok(files) => {
+            say(&format!(
+                "wrote {} files to {} ({:.0} s of experiments)",
+                files.len(),
+                out_dir.display(),
+                wall
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lab: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
