@@ -19,7 +19,9 @@ use crate::raw;
 /// The per-ULT (or per-kernel-thread) table of local values.
 #[derive(Default)]
 pub(crate) struct LocalMap {
-    entries: Vec<(usize, Box<dyn Any>)>,
+    /// (key address, the boxed value, the same value's address). The address saves a
+    /// type check per lookup: a key's static has exactly one value type.
+    entries: Vec<(usize, Box<dyn Any>, *const ())>,
 }
 
 impl LocalMap {
@@ -85,20 +87,23 @@ impl<T: 'static> LocalKey<T> {
         // SAFETY: the map belongs to the running ULT or this thread and nothing else holds a
         // reference into the Vec itself (only into the boxes, which do not move).
         let entries = unsafe { &mut (*map).entries };
-        entries.push((key, value));
-        let (_, b) = entries.last().expect("just pushed");
-        b.downcast_ref::<T>().expect("type matches its key") as *const T
+        let ptr = value
+            .downcast_ref::<T>()
+            .expect("a LocalKey<T> always stores a T") as *const T;
+        entries.push((key, value, ptr as *const ()));
+        ptr
     }
 }
 
 fn lookup<T: 'static>(map: *mut LocalMap, key: usize) -> Option<*const T> {
     // SAFETY: as in `get_or_init`: exclusive to the running owner, no outstanding &mut.
     let entries = unsafe { &(*map).entries };
+    // The value behind `key` was created by `LocalKey<T>::get_or_init` for this very key, so
+    // it is a `T` (checked once, when it was stored).
     entries
         .iter()
-        .find(|(k, _)| *k == key)
-        .and_then(|(_, b)| b.downcast_ref::<T>())
-        .map(|r| r as *const T)
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, _, p)| *p as *const T)
 }
 
 /// Declares ULT-local statics, like `thread_local!`.
