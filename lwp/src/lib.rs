@@ -45,7 +45,9 @@ pub mod channel;
 #[doc(hidden)]
 pub mod idle;
 pub mod metrics;
+pub mod net;
 mod one_to_one;
+mod reactor;
 mod runtime;
 mod scheduler;
 pub mod sync;

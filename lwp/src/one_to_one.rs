@@ -25,6 +25,7 @@ use ult::timer::TimerQueue;
 use ult::Unparker;
 
 use crate::metrics::{nanos, MetricsSnapshot, SharedCounters, Timeline};
+use crate::reactor::Reactor;
 
 /// The mailbox and kernel thread of one ULT.
 struct Dedicated {
@@ -43,6 +44,8 @@ pub(crate) struct OneToOne {
     live: Mutex<Vec<(Weak<Dedicated>, JoinHandle<()>)>>,
     this: Weak<OneToOne>,
     next_thread: AtomicU64,
+    reactor: Arc<Reactor>,
+    reactor_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 thread_local! {
@@ -50,8 +53,11 @@ thread_local! {
 }
 
 impl OneToOne {
-    pub(crate) fn new(name: String, record_timeline: bool) -> Arc<OneToOne> {
-        Arc::new_cyclic(|this| OneToOne {
+    pub(crate) fn new(name: String, record_timeline: bool) -> io::Result<Arc<OneToOne>> {
+        let reactor = Reactor::new()?;
+        let rt = Arc::new_cyclic(|this| OneToOne {
+            reactor: reactor.clone(),
+            reactor_thread: Mutex::new(None),
             name,
             counters: SharedCounters::default(),
             shutdown: AtomicBool::new(false),
@@ -61,7 +67,23 @@ impl OneToOne {
             live: Mutex::new(Vec::new()),
             this: this.clone(),
             next_thread: AtomicU64::new(0),
-        })
+        });
+        // Under one-to-one a dedicated thread blocks in the reactor.
+        let weak = Arc::downgrade(&rt);
+        let handle = std::thread::Builder::new()
+            .name(format!("{}-reactor", rt.name))
+            .stack_size(128 * 1024)
+            .spawn(move || loop {
+                let Some(rt) = weak.upgrade() else { return };
+                if rt.shutdown.load(Ordering::SeqCst) {
+                    return;
+                }
+                let reactor = rt.reactor.clone();
+                drop(rt);
+                reactor.poll(Some(std::time::Duration::from_millis(100)));
+            })?;
+        *rt.reactor_thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(rt)
     }
 
     pub(crate) fn metrics(&self) -> MetricsSnapshot {
@@ -83,6 +105,15 @@ impl OneToOne {
 
     pub(crate) fn shut_down(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
+        self.reactor.notify();
+        if let Some(h) = self
+            .reactor_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = h.join();
+        }
         let live = std::mem::take(&mut *self.live.lock().unwrap_or_else(|e| e.into_inner()));
         let me = std::thread::current().id();
         for (slot, handle) in live {
@@ -97,6 +128,7 @@ impl OneToOne {
 
     fn run_dedicated(self: Arc<Self>, slot: Arc<Dedicated>, first: RawUlt) {
         ult::raw::prepare_thread();
+        Reactor::set_current(Some(self.reactor.clone()));
         let own = first.clone();
         let mut busy_since = self.record_timeline.then(|| nanos(self.origin.elapsed()));
         let mut intervals = Vec::new();

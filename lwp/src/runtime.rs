@@ -170,7 +170,7 @@ impl RuntimeBuilder {
         crate::sysmon::WARNINGS_ENABLED
             .store(self.sysmon_warnings, std::sync::atomic::Ordering::Relaxed);
         let kind = match self.model {
-            Model::OneToOne => Kind::OneToOne(OneToOne::new(self.name, self.timeline)),
+            Model::OneToOne => Kind::OneToOne(OneToOne::new(self.name, self.timeline)?),
             Model::ManyToOne | Model::ManyToMany { .. } => {
                 let (lwps, handoff) = match self.model {
                     Model::ManyToMany { lwps } => (lwps, true),
@@ -200,7 +200,7 @@ impl RuntimeBuilder {
                     handoff,
                     timeline: self.timeline,
                     name: self.name,
-                });
+                })?;
                 for _ in 0..lwps {
                     if let Err(e) = shared.start_lwp() {
                         shared.shut_down();

@@ -53,6 +53,7 @@ use ult::Unparker;
 
 use crate::idle::IdleSet;
 use crate::metrics::{bump, LwpCounters, MetricsSnapshot, SharedCounters, TimelineRecorder};
+use crate::reactor::Reactor;
 
 /// Scheduling rounds between two looks at the global queue and the timers.
 pub const GLOBAL_CHECK_INTERVAL: u32 = 61;
@@ -82,6 +83,9 @@ pub(crate) struct LwpSlot {
     inbox: Mutex<Vec<RawUlt>>,
     inbox_flag: AtomicBool,
     sleeping: AtomicBool,
+    /// True while the LWP sleeps in the reactor rather than in `park` (wake it with
+    /// `Reactor::notify`).
+    in_poller: AtomicBool,
     /// True while the LWP is inside a ULT (for sysmon).
     pub(crate) in_ult: AtomicBool,
     /// Id of the ULT it runs (for sysmon's report).
@@ -108,6 +112,10 @@ pub(crate) struct Shared {
     pub(crate) origin: Instant,
     pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
     cores: Vec<core_affinity::CoreId>,
+    /// Socket readiness; idle LWPs take turns blocking in it.
+    pub(crate) reactor: Arc<Reactor>,
+    /// True while an LWP has claimed the role of blocking in the reactor.
+    poller_claimed: AtomicBool,
 }
 
 /// The LWP-owned part of a worker.
@@ -129,7 +137,8 @@ thread_local! {
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config) -> Arc<Shared> {
+    pub(crate) fn new(config: Config) -> io::Result<Arc<Shared>> {
+        let reactor = Reactor::new()?;
         let origin = Instant::now();
         let slots = (0..config.max_lwps)
             .map(|_| LwpSlot {
@@ -139,6 +148,7 @@ impl Shared {
                 inbox: Mutex::new(Vec::new()),
                 inbox_flag: AtomicBool::new(false),
                 sleeping: AtomicBool::new(false),
+                in_poller: AtomicBool::new(false),
                 in_ult: AtomicBool::new(false),
                 current_ult: AtomicU64::new(0),
                 stuck: AtomicBool::new(false),
@@ -147,7 +157,9 @@ impl Shared {
             })
             .collect();
         let stuck_since_ns = (0..config.max_lwps).map(|_| AtomicU64::new(0)).collect();
-        Arc::new(Shared {
+        Ok(Arc::new(Shared {
+            reactor,
+            poller_claimed: AtomicBool::new(false),
             stuck_since_ns,
             cores: if config.pin {
                 core_affinity::get_core_ids().unwrap_or_default()
@@ -164,7 +176,7 @@ impl Shared {
             counters: SharedCounters::default(),
             origin,
             threads: Mutex::new(Vec::new()),
-        })
+        }))
     }
 
     /// Starts the next LWP (kernel thread). Fails if the slots are used up or the kernel
@@ -217,14 +229,22 @@ impl Shared {
         ptr::eq(Arc::as_ptr(&ctx.shared), self).then_some(ctx)
     }
 
+    /// Wakes a sleeping LWP: through the reactor if it sleeps there, else its thread.
+    fn wake_lwp(&self, index: usize) {
+        let slot = &self.slots[index];
+        if slot.in_poller.load(Ordering::SeqCst) {
+            self.reactor.notify();
+        } else if let Some(t) = slot.thread.get() {
+            t.unpark();
+        }
+    }
+
     /// Wakes one idle LWP to look for stealable work, unless one is already spinning.
     fn notify_stealable_work(&self) {
         // SeqCst: pairs with the fence in `WorkerCtx::park`; see the module header.
         IdleSet::fence();
         if let Some(i) = self.idle.pop_sleeper() {
-            if let Some(t) = self.slots[i].thread.get() {
-                t.unpark();
-            }
+            self.wake_lwp(i);
         }
     }
 
@@ -239,9 +259,7 @@ impl Shared {
         // SeqCst: pairs with the LWP's `sleeping` store + fence before its last search.
         IdleSet::fence();
         if slot.sleeping.load(Ordering::SeqCst) {
-            if let Some(t) = slot.thread.get() {
-                t.unpark();
-            }
+            self.wake_lwp(home);
         }
     }
 
@@ -286,6 +304,7 @@ impl Shared {
                 t.unpark();
             }
         }
+        self.reactor.notify();
         let on_own_lwp = self.current_worker().is_some();
         let handles = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         if !on_own_lwp {
@@ -297,9 +316,9 @@ impl Shared {
 
     /// Wakes every idle LWP (sysmon uses this when an LWP is stuck).
     pub(crate) fn wake_one_idle(&self) -> bool {
-        match self.idle.pop_any().and_then(|i| self.slots[i].thread.get()) {
-            Some(t) => {
-                t.unpark();
+        match self.idle.pop_any() {
+            Some(i) => {
+                self.wake_lwp(i);
                 true
             }
             None => false,
@@ -395,6 +414,7 @@ fn worker_main(shared: Arc<Shared>, index: usize, ready: std::sync::mpsc::Sender
     let _ = slot.stealer.set(fresh.stealer());
     let _ = slot.thread.set(std::thread::current());
     slot.started.store(true, Ordering::Release);
+    Reactor::set_current(Some(shared.reactor.clone()));
     let ctx = WorkerCtx {
         index,
         shared: shared.clone(),
@@ -415,6 +435,7 @@ fn worker_main(shared: Arc<Shared>, index: usize, ready: std::sync::mpsc::Sender
     ctx.run();
     ctx.cancel_queued();
     WORKER.with(|w| w.set(ptr::null()));
+    Reactor::set_current(None);
 }
 
 impl WorkerCtx {
@@ -472,6 +493,10 @@ impl WorkerCtx {
         self.tick.set(tick);
         if tick.is_multiple_of(GLOBAL_CHECK_INTERVAL) {
             self.fire_timers();
+            let reactor = &self.shared.reactor;
+            if reactor.waiting_ults() > 0 && !reactor.is_blocked() {
+                reactor.poll(Some(Duration::ZERO));
+            }
             if let Some(u) = self.steal_global() {
                 return Some(u);
             }
@@ -625,6 +650,12 @@ impl WorkerCtx {
     fn park(&self) -> Option<RawUlt> {
         let shared = &*self.shared;
         let slot = self.slot();
+        // One idle LWP sleeps in the reactor (Go's netpoller), the others in `park`.
+        let poller = shared
+            .poller_claimed
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok();
+        slot.in_poller.store(poller, Ordering::SeqCst);
         shared.idle.register(self.index);
         slot.sleeping.store(true, Ordering::SeqCst);
         // SeqCst: pairs with the fences in `notify_stealable_work` and `push_remote`.
@@ -633,18 +664,25 @@ impl WorkerCtx {
         if found.is_none() && !shared.shutdown.load(Ordering::SeqCst) {
             bump(&slot.counters.lwp_parks);
             let deadline = self.timers.borrow_mut().next_deadline();
-            match deadline {
-                Some(d) => {
-                    let now = Instant::now();
-                    if d > now {
-                        std::thread::park_timeout(d - now);
-                    }
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if poller {
+                if timeout != Some(Duration::ZERO) {
+                    shared.reactor.poll(timeout);
                 }
-                None => std::thread::park(),
+            } else {
+                match timeout {
+                    Some(t) if t.is_zero() => {}
+                    Some(t) => std::thread::park_timeout(t),
+                    None => std::thread::park(),
+                }
             }
         }
         slot.sleeping.store(false, Ordering::SeqCst);
         shared.idle.unregister(self.index);
+        if poller {
+            slot.in_poller.store(false, Ordering::SeqCst);
+            shared.poller_claimed.store(false, Ordering::Release);
+        }
         found
     }
 

@@ -1,0 +1,648 @@
+//! Sockets that look blocking but park only the calling ULT: [`TcpListener`], [`TcpStream`]
+//! and [`UdpSocket`], with std's method names, `Read`/`Write` impls and conversions from and
+//! to the std types.
+//!
+//! Every socket is in non-blocking mode underneath. An operation first tries the system call;
+//! on `EWOULDBLOCK` it waits for readiness and tries again:
+//! - in a ULT of an `lwp` runtime, on the runtime's reactor ([`crate::reactor`]): only the ULT
+//!   parks, its LWP runs others;
+//! - anywhere else (a plain kernel thread, or `ult`'s own many-to-one executor), in `poll(2)`:
+//!   the kernel thread blocks, exactly as with std (and, under a pure many-to-one executor,
+//!   every ULT with it: the lecture's point).
+//!
+//! Timeouts (`set_read_timeout`, `set_write_timeout`, `connect_timeout`) are deadlines on
+//! those waits and fail with [`io::ErrorKind::TimedOut`]. EOF, resets and refused connections
+//! come back as the kernel reports them, as with std.
+//!
+//! A socket registers with the reactor of the runtime in which it first waits; used later
+//! from another runtime's ULT it falls back to `poll(2)` there (correct, but it blocks that
+//! LWP).
+
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::reactor::{poll_fd_blocking, Dir, Reactor, Source};
+
+/// Readiness waiting and timeouts shared by the socket types.
+#[derive(Default)]
+struct Io {
+    /// Set on the first wait inside a runtime; the mutex makes registration happen once.
+    source: Mutex<Option<Arc<Source>>>,
+    read_timeout: Mutex<Option<Duration>>,
+    write_timeout: Mutex<Option<Duration>>,
+}
+
+impl std::fmt::Debug for Io {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Io")
+            .field(
+                "registered",
+                &self.source.lock().map(|s| s.is_some()).unwrap_or(false),
+            )
+            .finish()
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "operation timed out")
+}
+
+fn check_timeout(t: Option<Duration>) -> io::Result<()> {
+    if t == Some(Duration::ZERO) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot set a 0 duration timeout",
+        ));
+    }
+    Ok(())
+}
+
+fn is_would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+impl Io {
+    fn deadline(&self, dir: Dir) -> Option<Instant> {
+        let t = match dir {
+            Dir::Read => *self.read_timeout.lock().unwrap_or_else(|e| e.into_inner()),
+            Dir::Write => *self.write_timeout.lock().unwrap_or_else(|e| e.into_inner()),
+        };
+        t.and_then(|t| Instant::now().checked_add(t))
+    }
+
+    /// Waits until `fd` may be ready in `dir`; false if the deadline passed.
+    fn wait(&self, fd: RawFd, dir: Dir, deadline: Option<Instant>) -> io::Result<bool> {
+        if let Some(reactor) = Reactor::current() {
+            let source = {
+                let mut slot = self.source.lock().unwrap_or_else(|e| e.into_inner());
+                if slot.is_none() {
+                    *slot = Some(reactor.register(fd)?);
+                }
+                slot.clone()
+            };
+            if let Some(source) = source {
+                if Arc::ptr_eq(source.reactor(), &reactor) {
+                    return Ok(source.wait(dir, deadline));
+                }
+            }
+        }
+        poll_fd_blocking(fd, dir, deadline)
+    }
+
+    /// Runs `op` until it does not return `WouldBlock`, waiting for readiness in between.
+    fn retry<R>(
+        &self,
+        fd: RawFd,
+        dir: Dir,
+        deadline: Option<Instant>,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        loop {
+            match op() {
+                Err(e) if is_would_block(&e) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+            if !self.wait(fd, dir, deadline)? {
+                // One last attempt: readiness may have arrived with the deadline.
+                return match op() {
+                    Err(e) if is_would_block(&e) => Err(timed_out()),
+                    other => other,
+                };
+            }
+        }
+    }
+}
+
+/// A TCP socket server, like `std::net::TcpListener`, whose `accept` parks only the ULT.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// let rt = lwp::Runtime::builder().lwps(2).build().unwrap();
+/// let reply = rt.run(|| {
+///     let listener = lwp::net::TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     let server = lwp::spawn(move || {
+///         let (mut s, _) = listener.accept().unwrap();
+///         let mut buf = [0u8; 5];
+///         s.read_exact(&mut buf).unwrap();
+///         s.write_all(&buf).unwrap();
+///     });
+///     let mut c = lwp::net::TcpStream::connect(addr).unwrap();
+///     c.write_all(b"hello").unwrap();
+///     let mut buf = [0u8; 5];
+///     c.read_exact(&mut buf).unwrap();
+///     server.join().unwrap();
+///     buf
+/// });
+/// assert_eq!(&reply, b"hello");
+/// ```
+#[derive(Debug)]
+pub struct TcpListener {
+    io: Io,
+    inner: std::net::TcpListener,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (like std: the first address that works).
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        TcpListener::from_std(std::net::TcpListener::bind(addr)?)
+    }
+
+    /// Wraps a std listener (switching it to non-blocking mode).
+    pub fn from_std(inner: std::net::TcpListener) -> io::Result<TcpListener> {
+        inner.set_nonblocking(true)?;
+        Ok(TcpListener {
+            io: Io::default(),
+            inner,
+        })
+    }
+
+    /// The std listener, back in blocking mode.
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        let TcpListener { io, inner } = self;
+        drop(io); // deregister before handing the fd on
+        inner.set_nonblocking(false)?;
+        Ok(inner)
+    }
+
+    /// Accepts a connection, parking the ULT until one arrives.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (s, addr) = self.io.retry(self.inner.as_raw_fd(), Dir::Read, None, || {
+            self.inner.accept()
+        })?;
+        Ok((TcpStream::from_std(s)?, addr))
+    }
+
+    /// An iterator over incoming connections (never `None`), like std's.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// Another handle to the same socket.
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        TcpListener::from_std(self.inner.try_clone()?)
+    }
+
+    /// `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.ttl()
+    }
+
+    /// Pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+}
+
+/// Iterator returned by [`TcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// A TCP connection, like `std::net::TcpStream`, whose reads and writes park only the ULT.
+#[derive(Debug)]
+pub struct TcpStream {
+    io: Io,
+    inner: std::net::TcpStream,
+}
+
+impl TcpStream {
+    /// Connects to the first address of `addr` that accepts, like std.
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        let mut last = None;
+        for a in addr.to_socket_addrs()? {
+            match TcpStream::connect_inner(&a, None) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "could not resolve to any addresses",
+            )
+        }))
+    }
+
+    /// Connects with a timeout (`TimedOut` when it passes), like std.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        check_timeout(Some(timeout))?;
+        TcpStream::connect_inner(addr, Instant::now().checked_add(timeout))
+    }
+
+    fn connect_inner(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(*addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.set_nonblocking(true)?;
+        let stream = TcpStream {
+            io: Io::default(),
+            inner: std::net::TcpStream::from(OwnedFd::from(socket)),
+        };
+        let sock_ref = socket2::SockRef::from(&stream.inner);
+        match sock_ref.connect(&(*addr).into()) {
+            Ok(()) => return Ok(stream),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || is_would_block(&e) => {}
+            Err(e) => return Err(e),
+        }
+        let fd = stream.inner.as_raw_fd();
+        loop {
+            if !stream.io.wait(fd, Dir::Write, deadline)? {
+                return Err(timed_out());
+            }
+            // Writable: the connection finished, successfully or not.
+            if let Some(e) = stream.inner.take_error()? {
+                return Err(e);
+            }
+            match stream.inner.peer_addr() {
+                Ok(_) => return Ok(stream),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => continue, // spurious
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Wraps a std stream (switching it to non-blocking mode).
+    pub fn from_std(inner: std::net::TcpStream) -> io::Result<TcpStream> {
+        inner.set_nonblocking(true)?;
+        Ok(TcpStream {
+            io: Io::default(),
+            inner,
+        })
+    }
+
+    /// The std stream, back in blocking mode (timeouts set here are not carried over).
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        let TcpStream { io, inner } = self;
+        drop(io);
+        inner.set_nonblocking(false)?;
+        Ok(inner)
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// Shuts down the read, write or both halves.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.shutdown(how)
+    }
+
+    /// Another handle to the same connection (its own timeouts).
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        TcpStream::from_std(self.inner.try_clone()?)
+    }
+
+    /// Read deadline per operation; `None` waits forever. `Some(0)` is an error, like std.
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        *self
+            .io
+            .read_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = t;
+        Ok(())
+    }
+
+    /// Write deadline per operation; `None` waits forever. `Some(0)` is an error, like std.
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        *self
+            .io
+            .write_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = t;
+        Ok(())
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(*self
+            .io
+            .read_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(*self
+            .io
+            .write_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// `TCP_NODELAY`.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.inner.set_nodelay(nodelay)
+    }
+
+    /// `TCP_NODELAY`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.inner.nodelay()
+    }
+
+    /// `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.ttl()
+    }
+
+    /// Pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+
+    /// Reads without removing the data from the queue.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let dl = self.io.deadline(Dir::Read);
+        self.io.retry(self.inner.as_raw_fd(), Dir::Read, dl, || {
+            self.inner.peek(buf)
+        })
+    }
+
+    fn read_with<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+        let dl = self.io.deadline(Dir::Read);
+        self.io.retry(self.inner.as_raw_fd(), Dir::Read, dl, op)
+    }
+
+    fn write_with<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+        let dl = self.io.deadline(Dir::Write);
+        self.io.retry(self.inner.as_raw_fd(), Dir::Write, dl, op)
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let inner = &self.inner;
+        self.read_with(|| (&*inner).read(buf))
+    }
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        let inner = &self.inner;
+        self.read_with(|| (&*inner).read_vectored(bufs))
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let inner = &self.inner;
+        self.write_with(|| (&*inner).write(buf))
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let inner = &self.inner;
+        self.write_with(|| (&*inner).write_vectored(bufs))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A UDP socket, like `std::net::UdpSocket`, whose receives and sends park only the ULT.
+#[derive(Debug)]
+pub struct UdpSocket {
+    io: Io,
+    inner: std::net::UdpSocket,
+}
+
+impl UdpSocket {
+    /// Binds to `addr`.
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
+        UdpSocket::from_std(std::net::UdpSocket::bind(addr)?)
+    }
+
+    /// Wraps a std socket (switching it to non-blocking mode).
+    pub fn from_std(inner: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        inner.set_nonblocking(true)?;
+        Ok(UdpSocket {
+            io: Io::default(),
+            inner,
+        })
+    }
+
+    /// The std socket, back in blocking mode.
+    pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
+        let UdpSocket { io, inner } = self;
+        drop(io);
+        inner.set_nonblocking(false)?;
+        Ok(inner)
+    }
+
+    /// Receives one datagram and its sender.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let dl = self.io.deadline(Dir::Read);
+        self.io.retry(self.inner.as_raw_fd(), Dir::Read, dl, || {
+            self.inner.recv_from(buf)
+        })
+    }
+
+    /// Like `recv_from`, leaving the datagram queued.
+    pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let dl = self.io.deadline(Dir::Read);
+        self.io.retry(self.inner.as_raw_fd(), Dir::Read, dl, || {
+            self.inner.peek_from(buf)
+        })
+    }
+
+    /// Sends one datagram to `addr`.
+    pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
+        let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
+        })?;
+        let dl = self.io.deadline(Dir::Write);
+        self.io.retry(self.inner.as_raw_fd(), Dir::Write, dl, || {
+            self.inner.send_to(buf, addr)
+        })
+    }
+
+    /// Sets the default peer for `send` and `recv`.
+    pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
+        self.inner.connect(addr)
+    }
+
+    /// Sends to the connected peer.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        let dl = self.io.deadline(Dir::Write);
+        self.io.retry(self.inner.as_raw_fd(), Dir::Write, dl, || {
+            self.inner.send(buf)
+        })
+    }
+
+    /// Receives from the connected peer.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let dl = self.io.deadline(Dir::Read);
+        self.io.retry(self.inner.as_raw_fd(), Dir::Read, dl, || {
+            self.inner.recv(buf)
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// The connected peer.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
+    /// Another handle to the same socket.
+    pub fn try_clone(&self) -> io::Result<UdpSocket> {
+        UdpSocket::from_std(self.inner.try_clone()?)
+    }
+
+    /// Receive deadline per operation (`TimedOut` when it passes).
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        *self
+            .io
+            .read_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = t;
+        Ok(())
+    }
+
+    /// Send deadline per operation.
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        *self
+            .io
+            .write_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = t;
+        Ok(())
+    }
+
+    /// The receive timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(*self
+            .io
+            .read_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The send timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(*self
+            .io
+            .write_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// `SO_BROADCAST`.
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.inner.set_broadcast(on)
+    }
+
+    /// `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.set_ttl(ttl)
+    }
+
+    /// Pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+}
+
+macro_rules! fd_impls {
+    ($t:ident, $std:ty) => {
+        impl AsRawFd for $t {
+            fn as_raw_fd(&self) -> RawFd {
+                self.inner.as_raw_fd()
+            }
+        }
+        impl AsFd for $t {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.inner.as_fd()
+            }
+        }
+        impl TryFrom<$std> for $t {
+            type Error = io::Error;
+            fn try_from(s: $std) -> io::Result<$t> {
+                $t::from_std(s)
+            }
+        }
+        impl IntoRawFd for $t {
+            fn into_raw_fd(self) -> RawFd {
+                let $t { io, inner } = self;
+                drop(io);
+                inner.into_raw_fd()
+            }
+        }
+        impl FromRawFd for $t {
+            /// # Safety
+            /// `fd` must be an open socket of the right kind, owned by the caller.
+            unsafe fn from_raw_fd(fd: RawFd) -> $t {
+                // SAFETY: forwarded from the caller.
+                let inner = unsafe { <$std>::from_raw_fd(fd) };
+                let _ = inner.set_nonblocking(true);
+                $t {
+                    io: Io::default(),
+                    inner,
+                }
+            }
+        }
+    };
+}
+
+fd_impls!(TcpListener, std::net::TcpListener);
+fd_impls!(TcpStream, std::net::TcpStream);
+fd_impls!(UdpSocket, std::net::UdpSocket);

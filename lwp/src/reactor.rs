@@ -1,0 +1,327 @@
+//! The reactor: readiness of sockets, turned into unparks of the ULTs that wait for it.
+//!
+//! One [`Reactor`] per runtime wraps an epoll instance (through the `polling` crate) in which
+//! every socket used by the runtime's ULTs is registered once, edge-triggered, for both
+//! directions. A ULT whose non-blocking system call returned `EWOULDBLOCK` calls
+//! [`Source::wait`]: it records its unparker for that direction, re-checks the direction's
+//! "ready" flag, and parks; the thread that polls epoll sets the flag and unparks every
+//! recorded waiter. The order (record, then check the flag; set the flag, then take the
+//! waiters, both under the direction's mutex) means an edge that arrives between the failed
+//! system call and the park is never lost: either the waiter sees the flag, or the poller sees
+//! the waiter.
+//!
+//! Who polls (Go's netpoller idea): under many-to-many and many-to-one, an LWP with nothing
+//! to run blocks in `epoll_wait` instead of parking its thread, with its next timer deadline
+//! as the timeout, and becomes the runtime's poller; anyone who gives it work interrupts the
+//! wait with [`Reactor::notify`] (an eventfd write). While every LWP is busy, running LWPs poll
+//! without blocking every few dozen scheduling rounds, so readiness is never starved. Under
+//! one-to-one a dedicated reactor thread blocks in `epoll_wait`.
+//!
+//! Invariants: a [`Source`] is registered in exactly one reactor, from its first wait until it
+//! is dropped; the slab maps event keys to weak references, so a late event for a closed
+//! socket finds nothing (or, after key reuse, causes one spurious wake-up, which waiters
+//! tolerate by retrying their system call).
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use polling::{Event, Events, PollMode, Poller};
+
+/// Direction of interest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Read,
+    Write,
+}
+
+#[derive(Default)]
+struct Direction {
+    ready: AtomicBool,
+    waiters: Mutex<Vec<ult::Unparker>>,
+}
+
+impl Direction {
+    fn fire(&self) {
+        let waiters = {
+            let mut w = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            // Release under the lock: a waiter that records itself after this sees the flag.
+            self.ready.store(true, Ordering::Release);
+            std::mem::take(&mut *w)
+        };
+        for u in waiters {
+            u.unpark();
+        }
+    }
+}
+
+/// One file descriptor registered with a reactor.
+pub(crate) struct Source {
+    fd: RawFd,
+    key: usize,
+    reactor: Arc<Reactor>,
+    read: Direction,
+    write: Direction,
+}
+
+impl Source {
+    fn direction(&self, dir: Dir) -> &Direction {
+        match dir {
+            Dir::Read => &self.read,
+            Dir::Write => &self.write,
+        }
+    }
+
+    /// The reactor this source is registered with.
+    pub(crate) fn reactor(&self) -> &Arc<Reactor> {
+        &self.reactor
+    }
+
+    /// Parks the calling ULT until `dir` may be ready (or `deadline` passes). Returns false
+    /// if the deadline passed. The caller retries its system call either way.
+    pub(crate) fn wait(&self, dir: Dir, deadline: Option<Instant>) -> bool {
+        let d = self.direction(dir);
+        {
+            let mut w = d.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            // Acquire: pairs with the release in `fire`.
+            if d.ready.swap(false, Ordering::AcqRel) {
+                return true; // an edge arrived since our last attempt: retry now
+            }
+            let me = ult::unparker();
+            if !w.iter().any(|u| u.same_target(&me)) {
+                w.push(me);
+            }
+        }
+        self.reactor.waiting_ults.fetch_add(1, Ordering::Relaxed);
+        let in_time = match deadline {
+            Some(dl) => {
+                ult::park_deadline(dl);
+                Instant::now() < dl
+            }
+            None => {
+                ult::park();
+                true
+            }
+        };
+        self.reactor.waiting_ults.fetch_sub(1, Ordering::Relaxed);
+        in_time || d.ready.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        // SAFETY: the owner of the fd (a socket) drops its Source before closing the fd
+        // (`register`'s contract), so the fd is open for the duration of this call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
+        let _ = self.reactor.poller.delete(fd);
+        let mut slab = self.reactor.slab.lock().unwrap_or_else(|e| e.into_inner());
+        slab.remove(self.key);
+    }
+}
+
+#[derive(Default)]
+struct Slab {
+    entries: Vec<Option<Weak<Source>>>,
+    free: Vec<usize>,
+}
+
+impl Slab {
+    fn insert_with(&mut self, make: impl FnOnce(usize) -> Arc<Source>) -> Arc<Source> {
+        let key = self.free.pop().unwrap_or_else(|| {
+            self.entries.push(None);
+            self.entries.len() - 1
+        });
+        let source = make(key);
+        self.entries[key] = Some(Arc::downgrade(&source));
+        source
+    }
+
+    fn get(&self, key: usize) -> Option<Arc<Source>> {
+        self.entries.get(key)?.as_ref()?.upgrade()
+    }
+
+    fn remove(&mut self, key: usize) {
+        if let Some(slot) = self.entries.get_mut(key) {
+            if slot.take().is_some() {
+                self.free.push(key);
+            }
+        }
+    }
+}
+
+/// The readiness reactor of one runtime.
+pub struct Reactor {
+    poller: Poller,
+    slab: Mutex<Slab>,
+    events: Mutex<Events>,
+    /// True while some thread is blocked in `epoll_wait` (then work for it needs `notify`).
+    blocked: AtomicBool,
+    /// ULTs parked in `Source::wait` (for statistics and for deciding whether to poll).
+    waiting_ults: AtomicUsize,
+}
+
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<Arc<Reactor>>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Reactor {
+    /// A new reactor (one epoll instance and its eventfd).
+    pub(crate) fn new() -> io::Result<Arc<Reactor>> {
+        Ok(Arc::new(Reactor {
+            poller: Poller::new()?,
+            slab: Mutex::new(Slab::default()),
+            events: Mutex::new(Events::new()),
+            blocked: AtomicBool::new(false),
+            waiting_ults: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Makes `reactor` the one that sockets used on this kernel thread register with. Called
+    /// by LWP threads when they start.
+    pub(crate) fn set_current(reactor: Option<Arc<Reactor>>) {
+        CURRENT.with(|c| *c.borrow_mut() = reactor);
+    }
+
+    /// The reactor of the runtime whose ULT is running on this thread, if any.
+    pub(crate) fn current() -> Option<Arc<Reactor>> {
+        if !ult::in_ult() {
+            return None;
+        }
+        CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
+    }
+
+    /// Registers `fd` (edge-triggered, both directions).
+    ///
+    /// The caller must keep `fd` open until the returned source is dropped.
+    pub(crate) fn register(self: &Arc<Reactor>, fd: RawFd) -> io::Result<Arc<Source>> {
+        let source = {
+            let mut slab = self.slab.lock().unwrap_or_else(|e| e.into_inner());
+            slab.insert_with(|key| {
+                Arc::new(Source {
+                    fd,
+                    key,
+                    reactor: self.clone(),
+                    read: Direction {
+                        ready: AtomicBool::new(true),
+                        waiters: Mutex::new(Vec::new()),
+                    },
+                    write: Direction {
+                        ready: AtomicBool::new(true),
+                        waiters: Mutex::new(Vec::new()),
+                    },
+                })
+            })
+        };
+        // SAFETY: the fd stays open until `source` is dropped, and Source's Drop deletes it
+        // from the poller first (the contract of this function).
+        let added = unsafe {
+            self.poller
+                .add_with_mode(fd, Event::all(source.key), PollMode::Edge)
+        };
+        if let Err(e) = added {
+            self.slab
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(source.key);
+            // Dropping `source` runs a `delete` that fails harmlessly: it was never added.
+            return Err(e);
+        }
+        Ok(source)
+    }
+
+    /// Polls once: blocks up to `timeout` (`None`: until an event or a notify; zero: does
+    /// not block) and unparks the waiters of every ready source. Returns the number of
+    /// events, or 0 if another thread is already polling.
+    pub(crate) fn poll(&self, timeout: Option<Duration>) -> usize {
+        let Ok(mut events) = self.events.try_lock() else {
+            return 0;
+        };
+        events.clear();
+        let blocking = timeout != Some(Duration::ZERO);
+        if blocking {
+            self.blocked.store(true, Ordering::SeqCst);
+        }
+        let n = self.poller.wait(&mut events, timeout).unwrap_or(0);
+        if blocking {
+            self.blocked.store(false, Ordering::SeqCst);
+        }
+        if n == 0 {
+            return 0;
+        }
+        let ready: Vec<(Option<Arc<Source>>, bool, bool)> = {
+            let slab = self.slab.lock().unwrap_or_else(|e| e.into_inner());
+            events
+                .iter()
+                .map(|ev| (slab.get(ev.key), ev.readable, ev.writable))
+                .collect()
+        };
+        drop(events);
+        for (source, readable, writable) in ready {
+            let Some(source) = source else { continue };
+            if readable {
+                source.read.fire();
+            }
+            if writable {
+                source.write.fire();
+            }
+        }
+        n
+    }
+
+    /// Interrupts a thread blocked in [`Reactor::poll`] (or makes the next poll return at
+    /// once).
+    pub(crate) fn notify(&self) {
+        let _ = self.poller.notify();
+    }
+
+    /// Whether a thread is blocked in `epoll_wait` right now.
+    pub(crate) fn is_blocked(&self) -> bool {
+        self.blocked.load(Ordering::SeqCst)
+    }
+
+    /// Number of ULTs currently parked waiting for readiness.
+    pub(crate) fn waiting_ults(&self) -> usize {
+        self.waiting_ults.load(Ordering::Relaxed)
+    }
+}
+
+/// Waits for `fd` to become ready in `dir` by blocking the calling kernel thread in
+/// `poll(2)`: the fallback outside a runtime with a reactor (a plain thread, or `ult`'s
+/// many-to-one executor, where it stalls every ULT, which is the point of that model).
+/// Returns false if the deadline passed.
+pub(crate) fn poll_fd_blocking(fd: RawFd, dir: Dir, deadline: Option<Instant>) -> io::Result<bool> {
+    loop {
+        let timeout_ms: libc::c_int = match deadline {
+            None => -1,
+            Some(dl) => {
+                let now = Instant::now();
+                if dl <= now {
+                    return Ok(false);
+                }
+                (dl - now).as_millis().clamp(1, i32::MAX as u128) as libc::c_int
+            }
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: match dir {
+                Dir::Read => libc::POLLIN,
+                Dir::Write => libc::POLLOUT,
+            },
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, count 1.
+        let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if rc > 0 {
+            return Ok(true);
+        }
+    }
+}

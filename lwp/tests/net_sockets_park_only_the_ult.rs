@@ -1,0 +1,211 @@
+//! `lwp::net` sockets: std semantics (EOF, refused, reset, timeouts) and waits that park only
+//! the ULT, under every model; plain threads block as with std.
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use lwp::net::{TcpListener, TcpStream, UdpSocket};
+use lwp::{Model, Runtime};
+
+fn models() -> [Model; 3] {
+    [
+        Model::ManyToOne,
+        Model::OneToOne,
+        Model::ManyToMany { lwps: 2 },
+    ]
+}
+
+fn with_watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("network test did not finish in 60 s: a lost wake-up?")
+}
+
+#[test]
+fn echo_many_connections_under_every_model() {
+    for model in models() {
+        let clients = if model == Model::OneToOne { 20 } else { 200 };
+        let total = with_watchdog(move || {
+            let rt = Runtime::new(model).unwrap();
+            rt.run(move || {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let server = lwp::spawn(move || {
+                    for _ in 0..clients {
+                        let (mut s, _) = listener.accept().unwrap();
+                        lwp::spawn(move || {
+                            let mut buf = [0u8; 4096];
+                            loop {
+                                match s.read(&mut buf) {
+                                    Ok(0) => break,
+                                    Ok(n) => s.write_all(&buf[..n]).unwrap(),
+                                    Err(e) => panic!("server read: {e}"),
+                                }
+                            }
+                        });
+                    }
+                });
+                let hs: Vec<_> = (0..clients)
+                    .map(|i| {
+                        lwp::spawn(move || {
+                            let mut c = TcpStream::connect(addr).unwrap();
+                            c.set_nodelay(true).unwrap();
+                            let mut sum = 0u64;
+                            for round in 0..10u64 {
+                                let msg = vec![(i as u8).wrapping_add(round as u8); 1000];
+                                c.write_all(&msg).unwrap();
+                                let mut back = vec![0u8; 1000];
+                                c.read_exact(&mut back).unwrap();
+                                assert_eq!(back, msg);
+                                sum += back.len() as u64;
+                            }
+                            c.shutdown(Shutdown::Write).unwrap();
+                            let mut rest = Vec::new();
+                            c.read_to_end(&mut rest).unwrap(); // EOF from the server
+                            assert!(rest.is_empty());
+                            sum
+                        })
+                    })
+                    .collect();
+                let total: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+                server.join().unwrap();
+                total
+            })
+        });
+        assert_eq!(total, clients as u64 * 10_000, "{model}");
+    }
+}
+
+#[test]
+fn read_timeout_is_timed_out_and_idle_peers_cost_no_lwp() {
+    // Many-to-one: if a silent peer blocked the LWP, the second client below would hang.
+    let rt = Runtime::new(Model::ManyToOne).unwrap();
+    with_watchdog(move || {
+        rt.run(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = lwp::spawn(move || {
+                let mut results = Vec::new();
+                for _ in 0..2 {
+                    let (s, _) = listener.accept().unwrap();
+                    results.push(lwp::spawn(move || {
+                        s.set_read_timeout(Some(Duration::from_millis(100)))
+                            .unwrap();
+                        let mut buf = [0u8; 16];
+                        let t = Instant::now();
+                        let r = (&s).read(&mut buf);
+                        (r.map_err(|e| e.kind()), t.elapsed())
+                    }));
+                }
+                results
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .collect::<Vec<_>>()
+            });
+            // A silent client, and one that sends.
+            let _silent = TcpStream::connect(addr).unwrap();
+            let mut talker = TcpStream::connect(addr).unwrap();
+            talker.write_all(b"hi").unwrap();
+            let results = server.join().unwrap();
+            assert!(results.iter().any(|(r, _)| *r == Ok(2)), "{results:?}");
+            let (timeout, waited) = results
+                .iter()
+                .find(|(r, _)| r.is_err())
+                .cloned()
+                .expect("the silent peer timed out");
+            assert_eq!(timeout, Err(std::io::ErrorKind::TimedOut));
+            assert!(waited >= Duration::from_millis(100));
+        })
+    });
+}
+
+#[test]
+fn refused_reset_eof_and_zero_timeout_behave_like_std() {
+    let rt = Runtime::new(Model::ManyToMany { lwps: 2 }).unwrap();
+    with_watchdog(move || {
+        rt.run(|| {
+            // Refused: bind a port, then close it.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            let e = TcpStream::connect(port).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let c = TcpStream::connect(addr).unwrap();
+            let (s, _) = listener.accept().unwrap();
+            assert_eq!(c.peer_addr().unwrap(), s.local_addr().unwrap());
+            // Zero timeouts are rejected, like std.
+            let e = c.set_read_timeout(Some(Duration::ZERO)).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+            // EOF: the peer closes.
+            drop(s);
+            let mut buf = [0u8; 8];
+            assert_eq!((&c).read(&mut buf).unwrap(), 0);
+
+            // Reset: the peer closes with unread data pending (RST).
+            let c2 = TcpStream::connect(addr).unwrap();
+            let (s2, _) = listener.accept().unwrap();
+            (&c2).write_all(b"unread").unwrap();
+            lwp::sleep(Duration::from_millis(20));
+            drop(s2);
+            lwp::sleep(Duration::from_millis(20));
+            let r = (&c2).read(&mut buf);
+            assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
+
+            // connect_timeout to a live listener succeeds.
+            let c3 = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).unwrap();
+            assert!(c3.local_addr().is_ok());
+        })
+    });
+}
+
+#[test]
+fn udp_round_trip_and_timeout() {
+    let rt = Runtime::new(Model::ManyToOne).unwrap();
+    with_watchdog(move || {
+        rt.run(|| {
+            let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let b_addr = b.local_addr().unwrap();
+            let echo = lwp::spawn(move || {
+                let mut buf = [0u8; 64];
+                let (n, from) = b.recv_from(&mut buf).unwrap();
+                b.send_to(&buf[..n], from).unwrap();
+            });
+            a.send_to(b"ping", b_addr).unwrap();
+            let mut buf = [0u8; 64];
+            let (n, from) = a.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"ping");
+            assert_eq!(from, b_addr);
+            echo.join().unwrap();
+            a.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
+            let e = a.recv_from(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        })
+    });
+}
+
+#[test]
+fn plain_threads_block_like_std_and_convert_to_and_from_std() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 3];
+        s.read_exact(&mut buf).unwrap();
+        buf
+    });
+    let std_stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut ours = TcpStream::from_std(std_stream).unwrap();
+    ours.write_all(b"abc").unwrap();
+    assert_eq!(&t.join().unwrap(), b"abc");
+    let back = ours.into_std().unwrap();
+    assert!(back.peer_addr().is_ok());
+}
