@@ -388,6 +388,38 @@ impl TcpStream {
         self.inner.take_error()
     }
 
+    /// Waits (parking only the ULT) until the socket may be readable; a later read can still
+    /// return `WouldBlock` through [`TcpStream::try_read`]. Honours the read timeout.
+    pub fn readable(&self) -> io::Result<()> {
+        let dl = self.io.deadline(Dir::Read);
+        if self.io.wait(self.inner.as_raw_fd(), Dir::Read, dl)? {
+            Ok(())
+        } else {
+            Err(timed_out())
+        }
+    }
+
+    /// Waits (parking only the ULT) until the socket may be writable. Honours the write
+    /// timeout.
+    pub fn writable(&self) -> io::Result<()> {
+        let dl = self.io.deadline(Dir::Write);
+        if self.io.wait(self.inner.as_raw_fd(), Dir::Write, dl)? {
+            Ok(())
+        } else {
+            Err(timed_out())
+        }
+    }
+
+    /// Reads without waiting: `WouldBlock` if no data is there (for poll-based adapters).
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.inner).read(buf)
+    }
+
+    /// Writes without waiting: `WouldBlock` if the send buffer is full.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        (&self.inner).write(buf)
+    }
+
     /// Reads without removing the data from the queue.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         let dl = self.io.deadline(Dir::Read);
