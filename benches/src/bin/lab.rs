@@ -26,7 +26,7 @@ writes a report a person would rather look at than read: REPORT.md with one sect
 experiment (the lecture's claim, what was measured, a table, a plot, what the numbers say), SVG \
 plots and raw JSON.
 
-With no subcommand every experiment runs, in quick mode (about two minutes on a 2-core machine). \
+With no subcommand every experiment runs, in quick mode (about a minute on a 2-core machine, plus compiling the Go peers the first time). \
 Peers are detected: may and tokio always; Go (the programs in benches/go, compiled at run time) and \
 stress-ng when installed (scripts/install-peers.sh). A missing peer is named in the report.
 
@@ -38,7 +38,8 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
 
-    /// Longer runs: more repetitions, longer loops, more working-set sizes.
+    /// Longer runs: more repetitions, longer loops, more working-set sizes (about five minutes
+    /// on a 2-core machine).
     #[arg(long, global = true)]
     full: bool,
 
@@ -268,6 +269,18 @@ fn main() -> ExitCode {
         progress: !cli.quiet,
     };
 
+    // How busy the machine is with other work, sampled while the lab sleeps.
+    let busy_before = {
+        let a = cpu_times();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let b = cpu_times();
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                Some(((b.machine_busy - a.machine_busy) - (b.ours - a.ours)) / 0.5)
+            }
+            _ => None,
+        }
+    };
     let cpu_start = cpu_times();
     let mut sections = Vec::new();
     let mut not_run = Vec::new();
@@ -315,13 +328,17 @@ fn main() -> ExitCode {
     let cpu_end = cpu_times();
 
     let mut run_flags = Vec::new();
-    if let Some(l) = machine.load_average {
-        let ncpu = machine.online_cpus.len().max(1) as f64;
-        if l[0] > 0.5 * ncpu {
+    if let Some(busy) = busy_before {
+        if busy > 0.25 {
             run_flags.push(format!(
-                "the machine was busy when the run started (1-minute load average {:.2} on {} CPUs): \
-                 other work may have disturbed the measurements",
-                l[0], ncpu
+                "the machine was busy just before the run: other processes used {:.0}% of one CPU \
+                 during a 0.5 s sample (load average {}): other work may have disturbed the \
+                 measurements",
+                100.0 * busy,
+                machine
+                    .load_average
+                    .map(|l| format!("{:.2}", l[0]))
+                    .unwrap_or_else(|| "unknown".into())
             ));
         }
     }
