@@ -623,6 +623,11 @@ impl WorkerCtx {
             let start = Instant::now();
             let mut rounds = 0u32;
             loop {
+                // ULTs waiting for I/O: readiness is work too (a non-blocking epoll_wait).
+                let reactor = &shared.reactor;
+                if reactor.waiting_ults() > 0 && !reactor.is_blocked() {
+                    reactor.poll(Some(Duration::ZERO));
+                }
                 if let Some(u) = self.search() {
                     // If we were the last spinner and there is more work, get another LWP
                     // looking (Go's rule: a spinner that finds work hands the search on).
