@@ -34,7 +34,7 @@ impl Unparker {
     /// Makes the target's next (or current) `park` return.
     pub fn unpark(&self) {
         match &self.target {
-            Target::Ult(u) => u.unpark(u),
+            Target::Ult(u) => u.unpark(),
             Target::Thread(t) => t.unpark(),
         }
     }

@@ -120,6 +120,11 @@ pub struct Header {
     home: AtomicUsize,
     join_state: JoinState,
     join_waiter: UnsafeCell<Option<Unparker>>,
+    /// While `PARKED`: the scheduler's own handle, moved here by `after_park` and taken out
+    /// by the one unparker that wins the `PARKED -> ACTIVE` transition, so a wake-up needs
+    /// no reference-count traffic. (A ULT parked forever therefore keeps itself alive: it is
+    /// leaked, as documented in the crate root.)
+    parked_self: UnsafeCell<Option<RawUlt>>,
 }
 
 // SAFETY: the `UnsafeCell`/`Cell` fields are accessed only by the single party the run-state
@@ -259,6 +264,7 @@ where
             home: AtomicUsize::new(usize::MAX),
             join_state: JoinState::new(),
             join_waiter: UnsafeCell::new(None),
+            parked_self: UnsafeCell::new(None),
         },
         result: UnsafeCell::new(None),
     });
@@ -339,9 +345,15 @@ impl Header {
     }
 
     /// The unpark path (see [`crate::state`]). `this` is a handle to this same ULT.
-    pub(crate) fn unpark(&self, this: &RawUlt) {
+    pub(crate) fn unpark(&self) {
         if self.state.unpark() {
-            self.sched.wake(this.clone());
+            // SAFETY: we won PARKED -> ACTIVE, which makes us the only party that may touch
+            // `parked_self` (the scheduler stored it before publishing PARKED with release;
+            // our CAS acquired it).
+            let me = unsafe { (*self.parked_self.get()).take() };
+            if let Some(me) = me {
+                self.sched.wake(me);
+            }
         }
     }
 
@@ -424,12 +436,23 @@ impl RawUlt {
     }
 
     fn after_park(self) -> Resumed {
-        if self.state.try_park() {
+        let header: *const Header = &*self;
+        // SAFETY: we own the suspended ULT; nobody reads `parked_self` before the state is
+        // PARKED, which `try_park` publishes (release) after this write.
+        unsafe { *(*header).parked_self.get() = Some(self) };
+        // SAFETY: the header is alive: its own `parked_self` holds a strong reference now.
+        if unsafe { (*header).state.try_park() } {
             Resumed::Parked
         } else {
             // An unpark arrived between the ULT's token check and now: the token is consumed
-            // and the ULT runs again (its park returns).
-            Resumed::Runnable(self)
+            // and the ULT runs again (its park returns). The state never became PARKED, so
+            // nobody else touched `parked_self`.
+            // SAFETY: as above; still the exclusive owner.
+            let me = unsafe { (*(*header).parked_self.get()).take() };
+            match me {
+                Some(me) => Resumed::Runnable(me),
+                None => unreachable!("parked_self was just stored"),
+            }
         }
     }
 
@@ -463,7 +486,9 @@ impl RawUlt {
         if !self.state.try_cancel_parked() {
             return false;
         }
-        self.clone().cancel();
+        // SAFETY: we won PARKED -> DONE: no unparker can take `parked_self` any more.
+        let me = unsafe { (*self.parked_self.get()).take() };
+        me.unwrap_or_else(|| self.clone()).cancel();
         true
     }
 
