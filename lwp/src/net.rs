@@ -65,12 +65,32 @@ fn is_would_block(e: &io::Error) -> bool {
 }
 
 impl Io {
+    fn timeout_cell(&self, dir: Dir) -> &Mutex<Option<Duration>> {
+        match dir {
+            Dir::Read => &self.read_timeout,
+            Dir::Write => &self.write_timeout,
+        }
+    }
+
+    fn timeout(&self, dir: Dir) -> Option<Duration> {
+        *self
+            .timeout_cell(dir)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_timeout(&self, dir: Dir, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        *self
+            .timeout_cell(dir)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = t;
+        Ok(())
+    }
+
     fn deadline(&self, dir: Dir) -> Option<Instant> {
-        let t = match dir {
-            Dir::Read => *self.read_timeout.lock().unwrap_or_else(|e| e.into_inner()),
-            Dir::Write => *self.write_timeout.lock().unwrap_or_else(|e| e.into_inner()),
-        };
-        t.and_then(|t| Instant::now().checked_add(t))
+        self.timeout(dir)
+            .and_then(|t| Instant::now().checked_add(t))
     }
 
     /// Waits until `fd` may be ready in `dir`; false if the deadline passed.
@@ -325,42 +345,22 @@ impl TcpStream {
 
     /// Read deadline per operation; `None` waits forever. `Some(0)` is an error, like std.
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        check_timeout(t)?;
-        *self
-            .io
-            .read_timeout
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = t;
-        Ok(())
+        self.io.set_timeout(Dir::Read, t)
     }
 
     /// Write deadline per operation; `None` waits forever. `Some(0)` is an error, like std.
     pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        check_timeout(t)?;
-        *self
-            .io
-            .write_timeout
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = t;
-        Ok(())
+        self.io.set_timeout(Dir::Write, t)
     }
 
     /// The read timeout.
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(*self
-            .io
-            .read_timeout
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()))
+        Ok(self.io.timeout(Dir::Read))
     }
 
     /// The write timeout.
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(*self
-            .io
-            .write_timeout
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()))
+        Ok(self.io.timeout(Dir::Write))
     }
 
     /// `TCP_NODELAY`.
@@ -580,42 +580,22 @@ impl UdpSocket {
 
     /// Receive deadline per operation (`TimedOut` when it passes).
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        check_timeout(t)?;
-        *self
-            .io
-            .read_timeout
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = t;
-        Ok(())
+        self.io.set_timeout(Dir::Read, t)
     }
 
     /// Send deadline per operation.
     pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        check_timeout(t)?;
-        *self
-            .io
-            .write_timeout
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = t;
-        Ok(())
+        self.io.set_timeout(Dir::Write, t)
     }
 
     /// The receive timeout.
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(*self
-            .io
-            .read_timeout
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()))
+        Ok(self.io.timeout(Dir::Read))
     }
 
     /// The send timeout.
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(*self
-            .io
-            .write_timeout
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()))
+        Ok(self.io.timeout(Dir::Write))
     }
 
     /// `SO_BROADCAST`.
