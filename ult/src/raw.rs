@@ -248,27 +248,12 @@ where
 {
     crate::overflow::install_handler();
     let stack = stack::take(spec.stack_size)?;
-    let cell = Arc::new(UltCell {
-        header: Header {
-            id: UltId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
-            name: spec.name.map(Arc::from),
-            state: RunState::new(),
-            sched,
-            co: UnsafeCell::new(None),
-            yielder: Cell::new(ptr::null()),
-            locals: UnsafeCell::new(LocalMap::new()),
-            guard: stack.guard_range(),
-            stack_size: stack.usable_size(),
-            cancelling: Cell::new(false),
-            migratable: spec.migratable,
-            home: AtomicUsize::new(usize::MAX),
-            join_state: JoinState::new(),
-            join_waiter: UnsafeCell::new(None),
-            parked_self: UnsafeCell::new(None),
-        },
-        result: UnsafeCell::new(None),
-    });
-    let cell_ptr = Arc::as_ptr(&cell) as usize;
+    // Allocate first, so the coroutine's closure can know the cell's address; then write
+    // the whole cell once, coroutine included (no second move of the large header).
+    let mut uninit = Arc::<UltCell<T>>::new_uninit();
+    let cell_ptr = Arc::as_ptr(&uninit) as usize;
+    let guard = stack.guard_range();
+    let stack_size = stack.usable_size();
     let co = Co::with_stack(stack, move |yielder: &Yielder<(), Switch>, ()| {
         // SAFETY: the cell owns this coroutine, so it is alive while the coroutine runs.
         let cell = unsafe { &*(cell_ptr as *const UltCell<T>) };
@@ -291,8 +276,30 @@ where
         let locals = unsafe { std::mem::take(&mut *cell.header.locals.get()) };
         let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(locals)));
     });
-    // SAFETY: nobody else can see the cell yet.
-    unsafe { *cell.header.co.get() = Some(co) };
+    Arc::get_mut(&mut uninit)
+        .expect("a fresh Arc is unique")
+        .write(UltCell {
+            header: Header {
+                id: UltId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+                name: spec.name.map(Arc::from),
+                state: RunState::new(),
+                sched,
+                co: UnsafeCell::new(Some(co)),
+                yielder: Cell::new(ptr::null()),
+                locals: UnsafeCell::new(LocalMap::new()),
+                guard,
+                stack_size,
+                cancelling: Cell::new(false),
+                migratable: spec.migratable,
+                home: AtomicUsize::new(usize::MAX),
+                join_state: JoinState::new(),
+                join_waiter: UnsafeCell::new(None),
+                parked_self: UnsafeCell::new(None),
+            },
+            result: UnsafeCell::new(None),
+        });
+    // SAFETY: fully initialised by the write just above.
+    let cell = unsafe { uninit.assume_init() };
     let raw = RawUlt(cell.clone() as Arc<dyn Erased>);
     Ok((raw, cell))
 }
