@@ -42,10 +42,13 @@
 pub mod blocking;
 mod bridge;
 pub mod channel;
+pub mod fs;
 #[doc(hidden)]
 pub mod idle;
 pub mod metrics;
 pub mod net;
+#[cfg(feature = "hyper")]
+pub mod hyper_rt;
 mod one_to_one;
 mod reactor;
 mod runtime;

@@ -160,6 +160,10 @@ pub struct Reactor {
     blocked: AtomicBool,
     /// ULTs parked in `Source::wait` (for statistics and for deciding whether to poll).
     waiting_ults: AtomicUsize,
+    /// Set by `notify`; cleared by a blocking `poll` just before it waits. A concurrent
+    /// non-blocking `poll` (a spinning or busy LWP) can swallow the eventfd wake-up that
+    /// `notify` wrote; this flag keeps the notification for the LWP about to block.
+    notified: AtomicBool,
 }
 
 thread_local! {
@@ -175,6 +179,7 @@ impl Reactor {
             events: Mutex::new(Events::new()),
             blocked: AtomicBool::new(false),
             waiting_ults: AtomicUsize::new(0),
+            notified: AtomicBool::new(false),
         }))
     }
 
@@ -242,6 +247,13 @@ impl Reactor {
         let blocking = timeout != Some(Duration::ZERO);
         if blocking {
             self.blocked.store(true, Ordering::SeqCst);
+            // We hold `events`, so no other poll can consume a wake-up from here on; a notify
+            // that came before (whose eventfd write another poll may have eaten) shows here.
+            // SeqCst: pairs with the store in `notify`.
+            if self.notified.swap(false, Ordering::SeqCst) {
+                self.blocked.store(false, Ordering::SeqCst);
+                return 0;
+            }
         }
         let n = self.poller.wait(&mut events, timeout).unwrap_or(0);
         if blocking {
@@ -273,6 +285,8 @@ impl Reactor {
     /// Interrupts a thread blocked in [`Reactor::poll`] (or makes the next poll return at
     /// once).
     pub(crate) fn notify(&self) {
+        // SeqCst: pairs with the swap in the blocking `poll`.
+        self.notified.store(true, Ordering::SeqCst);
         let _ = self.poller.notify();
     }
 

@@ -246,6 +246,12 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    // corosensei moves the closure onto the new stack and refuses values above 1 KiB: box
+    // large closures (a non-generic boxed type, so this does not recurse further).
+    if std::mem::size_of::<F>() > 512 {
+        let boxed: Box<dyn FnOnce() -> T + Send + 'static> = Box::new(f);
+        return create(spec, sched, boxed);
+    }
     crate::overflow::install_handler();
     let stack = stack::take(spec.stack_size)?;
     // Allocate first, so the coroutine's closure can know the cell's address; then write

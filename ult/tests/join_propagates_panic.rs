@@ -64,3 +64,14 @@ fn join_from_a_kernel_thread_blocks_that_thread() {
     assert_eq!(h.join().unwrap(), 99);
     executor.join().unwrap();
 }
+
+#[test]
+fn a_closure_larger_than_a_kilobyte_can_be_spawned() {
+    let big = [7u8; 4096];
+    let sum = ult::run(move || {
+        ult::spawn(move || big.iter().map(|&b| b as u32).sum::<u32>())
+            .join()
+            .unwrap()
+    });
+    assert_eq!(sum, 7 * 4096);
+}
