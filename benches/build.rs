@@ -22,6 +22,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", lock_path.display());
     println!("cargo:rerun-if-changed=go/create/main.go");
     println!("cargo:rerun-if-changed=go/switch/main.go");
+    println!("cargo:rerun-if-changed=go/runtime/main.go");
     let lock = std::fs::read_to_string(&lock_path).unwrap_or_default();
     for (name, var) in [("may", "LAB_MAY_VERSION"), ("tokio", "LAB_TOKIO_VERSION")] {
         let v = locked_version(&lock, name).unwrap_or_else(|| "unknown".into());

@@ -6,8 +6,9 @@
 //! `reports/REPORT.md` with tables, SVG plots and raw JSON.
 //!
 //! Module map, from the bottom up:
-//! - [`sys`]: the system calls (affinity, futex, pipes, fork, posix_spawn) and the
-//!   working-set walk; all the kernel-facing `unsafe` of the lab.
+//! - [`sys`]: the system calls (affinity, futex, pipes, fork, posix_spawn), the
+//!   `vm.max_map_count` guard and the working-set walk; all the kernel-facing `unsafe` of the
+//!   lab.
 //! - [`counters`]: perf software counters (context switches, migrations) and hardware
 //!   cache-miss counters where a PMU exists.
 //! - [`pingpong`]: the switch loops (ULT yield, futex, pipes) shared by `switch` and `cache`.
@@ -15,7 +16,10 @@
 //! - [`probe`]: the machine description every report opens with.
 //! - [`peers`], [`maypeer`]: detecting, building and running the peers (Go, may, tokio,
 //!   stress-ng, nginx, wrk).
-//! - [`experiments`]: `create`, `switch`, `cache`, each producing rows and a report section.
+//! - [`rtkernels`]: the loops of the `runtime` experiment on `lwp` and tokio (yield and
+//!   channel ping-pong, batched spawn + join, skynet, parked RSS) and its map-limit arithmetic.
+//! - [`experiments`]: `create`, `switch`, `cache`, `runtime`, each producing rows and a
+//!   report section.
 //! - [`report`], [`plot`]: REPORT.md, JSON and SVG output.
 //!
 //! Nothing in this crate is a dependency of `ult` or `lwp`; it is `publish = false`.
@@ -28,5 +32,6 @@ pub mod pingpong;
 pub mod plot;
 pub mod probe;
 pub mod report;
+pub mod rtkernels;
 pub mod stats;
 pub mod sys;

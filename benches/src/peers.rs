@@ -93,17 +93,17 @@ pub fn detect() -> Vec<Peer> {
             name: "may".into(),
             present: true,
             version: Some(format!("may {MAY_VERSION}")),
-            note: "crate dependency; run in a child process with 1 worker".into(),
-            used_by: "create, switch".into(),
+            note: "crate dependency; run in a child process (1 worker; `runtime`'s many-core rows: one worker per core)".into(),
+            used_by: "create, switch, runtime".into(),
         },
         Peer {
             name: "tokio".into(),
             present: true,
             version: Some(format!("tokio {TOKIO_VERSION}")),
-            note: "crate dependency; current_thread runtime, no I/O or timer driver".into(),
-            used_by: "create, switch".into(),
+            note: "crate dependency; current_thread runtime, no I/O or timer driver (`runtime`'s many-core rows: multi-thread runtime, one worker per core)".into(),
+            used_by: "create, switch, runtime".into(),
         },
-        external("go", &["version"], "create, switch (goroutines)"),
+        external("go", &["version"], "create, switch, runtime (goroutines)"),
         external("stress-ng", &["--version"], "switch (cross-check)"),
         external("nginx", &["-v"], "server experiments (later issue)"),
         external("wrk", &["--version"], "server experiments (later issue)"),
@@ -119,6 +119,8 @@ pub fn get<'a>(peers: &'a [Peer], name: &str) -> Option<&'a Peer> {
 pub const GO_CREATE_SRC: &str = include_str!("../go/create/main.go");
 /// The Go switch program.
 pub const GO_SWITCH_SRC: &str = include_str!("../go/switch/main.go");
+/// The Go runtime program (skynet, spawn, chan, parked).
+pub const GO_RUNTIME_SRC: &str = include_str!("../go/runtime/main.go");
 
 /// The compiled Go peer programs.
 #[derive(Debug, Clone)]
@@ -127,6 +129,8 @@ pub struct GoBins {
     pub create: PathBuf,
     /// The switch program.
     pub switch: PathBuf,
+    /// The runtime program (`skynet`, `spawn`, `chan`, `parked` subcommands).
+    pub runtime: PathBuf,
     /// `go version`.
     pub version: String,
     dir: PathBuf,
@@ -141,7 +145,11 @@ impl GoBins {
         let dir = std::env::temp_dir().join(format!("twolevel-lab-go-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut bins = Vec::new();
-        for (name, src) in [("create", GO_CREATE_SRC), ("switch", GO_SWITCH_SRC)] {
+        for (name, src) in [
+            ("create", GO_CREATE_SRC),
+            ("switch", GO_SWITCH_SRC),
+            ("runtime", GO_RUNTIME_SRC),
+        ] {
             let sub = dir.join(name);
             std::fs::create_dir_all(&sub)
                 .map_err(|e| format!("creating {}: {e}", sub.display()))?;
@@ -173,11 +181,13 @@ impl GoBins {
         }
         let version =
             first_line(&go, &["version"]).unwrap_or_else(|| "go (version unknown)".into());
-        let switch = bins.pop().expect("two programs built");
-        let create = bins.pop().expect("two programs built");
+        let [create, switch, runtime]: [PathBuf; 3] = bins
+            .try_into()
+            .map_err(|_| "the Go build loop did not produce three programs".to_string())?;
         Ok(GoBins {
             create,
             switch,
+            runtime,
             version,
             dir,
         })
@@ -207,40 +217,61 @@ pub struct PeerOutput {
     /// Runtime description (e.g. `go1.19.8 GOMAXPROCS=1`).
     #[serde(default)]
     pub runtime: String,
+    /// A second figure some peers report (`runtime` programs: the skynet sum, or the RSS
+    /// growth in bytes of the parked rows); 0 when absent.
+    #[serde(default)]
+    pub extra: i64,
 }
 
 /// Runs a peer program and parses its JSON output, with a time limit.
 pub fn run_peer(cmd: &mut Command, limit: Duration) -> Result<PeerOutput, String> {
+    parse_peer_output(&run_for_stdout(cmd, limit)?)
+}
+
+/// Runs a peer program with a time limit and returns its stdout; `Err` (with the tail of its
+/// stderr) if it could not start, ran too long (it is killed), or exited unsuccessfully.
+pub fn run_for_stdout(cmd: &mut Command, limit: Duration) -> Result<String, String> {
     use std::process::Stdio;
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("starting {cmd:?}: {e}"))?;
+    // Drain both pipes while waiting, so a chatty child cannot block on a full pipe.
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out_reader = child.stdout.take().map(|o| drain(Box::new(o)));
+    let err_reader = child.stderr.take().map(|e| drain(Box::new(e)));
     let start = std::time::Instant::now();
-    loop {
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(_)) => break,
+            Ok(Some(status)) => break Ok(status),
             Ok(None) if start.elapsed() > limit => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{cmd:?} ran longer than {limit:?} and was killed"));
+                break Err(format!("{cmd:?} ran longer than {limit:?} and was killed"));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => return Err(format!("waiting for {cmd:?}: {e}")),
+            Err(e) => break Err(format!("waiting for {cmd:?}: {e}")),
         }
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("reading output of {cmd:?}: {e}"))?;
-    if !out.status.success() {
+    };
+    let stdout = out_reader.and_then(|h| h.join().ok()).unwrap_or_default();
+    let stderr = err_reader.and_then(|h| h.join().ok()).unwrap_or_default();
+    let status = status?;
+    if !status.success() {
+        let err = String::from_utf8_lossy(&stderr);
+        let tail: Vec<&str> = err.trim().lines().rev().take(4).collect();
         return Err(format!(
-            "{cmd:?} exited with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            "{cmd:?} exited with {status}: {}",
+            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
         ));
     }
-    parse_peer_output(&String::from_utf8_lossy(&out.stdout))
+    Ok(String::from_utf8_lossy(&stdout).into_owned())
 }
 
 /// Parses the last JSON line of a peer's stdout.

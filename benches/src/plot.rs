@@ -4,7 +4,8 @@
 //! [`PlotSpec::render`] when the report is written:
 //! - [`HBars`]: horizontal bars on a log-scale axis, one per row, with min-max whiskers and
 //!   the median printed at the end of each bar (creation and switch costs span five orders of
-//!   magnitude, so only a log scale shows them all);
+//!   magnitude, so only a log scale shows them all); the axis is in time
+//!   ([`PlotSpec::HBars`]) or in bytes ([`PlotSpec::HBarsBytes`], memory per task);
 //! - [`Lines`]: series against a log-scale x axis (working-set size), with vertical markers
 //!   (cache sizes) and an optional horizontal reference line (the lecture's 80%).
 //!
@@ -88,8 +89,10 @@ pub struct Lines {
 /// A plot to draw.
 #[derive(Debug, Clone, Serialize)]
 pub enum PlotSpec {
-    /// Bars.
+    /// Bars, values in nanoseconds.
     HBars(HBars),
+    /// Bars, values in bytes.
+    HBarsBytes(HBars),
     /// Lines.
     Lines(Lines),
 }
@@ -120,7 +123,10 @@ impl PlotSpec {
     /// Draws the plot into an SVG file.
     pub fn render(&self, path: &Path) -> Result<(), String> {
         match self {
-            PlotSpec::HBars(b) => render_hbars(b, path),
+            PlotSpec::HBars(b) => render_hbars(b, path, &fmt_axis_ns),
+            PlotSpec::HBarsBytes(b) => render_hbars(b, path, &|v| {
+                crate::stats::fmt_bytes(v.max(0.0).round() as u64)
+            }),
             PlotSpec::Lines(l) => render_lines(l, path),
         }
     }
@@ -139,7 +145,7 @@ fn footnote(root: &DrawingArea<SVGBackend, Shift>, text: &str) -> Result<(), Str
     .map_err(err)
 }
 
-fn render_hbars(spec: &HBars, path: &Path) -> Result<(), String> {
+fn render_hbars(spec: &HBars, path: &Path, fmt_axis: &dyn Fn(f64) -> String) -> Result<(), String> {
     let drawable: Vec<(usize, &Bar)> = spec
         .bars
         .iter()
@@ -192,7 +198,7 @@ fn render_hbars(spec: &HBars, path: &Path) -> Result<(), String> {
         .disable_y_mesh()
         .y_labels(0)
         .x_desc(spec.axis.as_str())
-        .x_label_formatter(&|v| fmt_axis_ns(*v))
+        .x_label_formatter(&|v| fmt_axis(*v))
         .label_style(("sans-serif", 13))
         .draw()
         .map_err(err)?;

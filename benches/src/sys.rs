@@ -13,12 +13,17 @@
 //! - [`PinGuard`] restores the calling thread's previous affinity mask when dropped, so an
 //!   experiment that pins itself leaves the lab's main thread as it found it.
 //! - File descriptors are owned by [`Pipe`] and closed exactly once, on drop.
+//! - [`MaxMapCountGuard`] (the lab's `--raise-limits`) writes `vm.max_map_count` back to its
+//!   previous value when dropped, and from a SIGINT/SIGTERM/SIGHUP handler if the lab is
+//!   interrupted (best effort: the handler only calls async-signal-safe functions, then
+//!   re-raises the signal with its default action). At most one guard exists at a time.
 //!
-//! Called by `pingpong` (the switch loops), `experiments::create` and `probe`.
+//! Called by `pingpong` (the switch loops), `experiments::create`, `experiments::runtime`,
+//! `probe` and `bin/lab.rs` (the limit guard).
 
 use std::ffi::CStr;
 use std::io;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// The CPUs the calling thread may run on (its affinity mask), in ascending order.
 pub fn allowed_cpus() -> io::Result<Vec<usize>> {
@@ -353,4 +358,178 @@ pub fn walk(buf: &[u64]) -> u64 {
         acc[i & 7] = acc[i & 7].wrapping_add(*x);
     }
     acc.iter().fold(0u64, |s, &a| s.wrapping_add(a))
+}
+
+/// Where the kernel exposes `vm.max_map_count`.
+pub const MAX_MAP_COUNT_PATH: &str = "/proc/sys/vm/max_map_count";
+const MAX_MAP_COUNT_CPATH: &CStr = c"/proc/sys/vm/max_map_count";
+
+/// The value to restore from a signal handler; 0 when no guard is active.
+static SAVED_MAX_MAP_COUNT: AtomicU64 = AtomicU64::new(0);
+/// Whether a guard exists (only one may).
+static GUARD_ACTIVE: AtomicBool = AtomicBool::new(false);
+const GUARDED_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// Reads `vm.max_map_count`.
+pub fn read_max_map_count() -> Result<u64, String> {
+    let text = std::fs::read_to_string(MAX_MAP_COUNT_PATH)
+        .map_err(|e| format!("reading {MAX_MAP_COUNT_PATH}: {e}"))?;
+    text.trim()
+        .parse()
+        .map_err(|e| format!("{MAX_MAP_COUNT_PATH} holds {:?}: {e}", text.trim()))
+}
+
+/// Writes `v` as decimal digits and a newline into `buf`; returns the length. No allocation
+/// (used from a signal handler).
+pub fn format_decimal(mut v: u64, buf: &mut [u8; 24]) -> usize {
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    loop {
+        digits[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for i in 0..n {
+        buf[i] = digits[n - 1 - i];
+    }
+    buf[n] = b'\n';
+    n + 1
+}
+
+/// Writes `v` to `vm.max_map_count` with open/write/close only (async-signal-safe).
+fn write_max_map_count_raw(v: u64) -> bool {
+    let mut buf = [0u8; 24];
+    let len = format_decimal(v, &mut buf);
+    // SAFETY: the path is NUL-terminated; open, write and close are async-signal-safe and
+    // touch no memory but `buf`, which outlives the calls.
+    unsafe {
+        let fd = libc::open(
+            MAX_MAP_COUNT_CPATH.as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return false;
+        }
+        let n = libc::write(fd, buf.as_ptr().cast(), len);
+        libc::close(fd);
+        n == len as isize
+    }
+}
+
+extern "C" fn restore_max_map_count_and_reraise(sig: libc::c_int) {
+    let v = SAVED_MAX_MAP_COUNT.swap(0, Ordering::SeqCst);
+    if v != 0 {
+        let _ = write_max_map_count_raw(v);
+    }
+    // SAFETY: signal and raise are async-signal-safe; with the default action restored the
+    // re-raised signal ends the process as it would have without our handler.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+/// Whether a process with effective user id `euid` may raise `vm.max_map_count`, and if not,
+/// the message the lab prints.
+pub fn check_can_raise(euid: u32, current: u64, want: u64) -> Result<(), String> {
+    if euid == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "--raise-limits needs root: vm.max_map_count is {current} and this run needs {want}. \
+             Run the lab as root (e.g. `sudo target/release/lab ... --raise-limits`), or raise it \
+             yourself with `sudo sysctl -w vm.max_map_count={want}` and restore {current} afterwards"
+        ))
+    }
+}
+
+/// Raises `vm.max_map_count` while it lives and restores the previous value when dropped
+/// (also when the lab is interrupted by SIGINT, SIGTERM or SIGHUP, best effort).
+#[derive(Debug)]
+pub struct MaxMapCountGuard {
+    previous: u64,
+    raised_to: u64,
+    old_actions: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+impl MaxMapCountGuard {
+    /// Raises the limit to `want`. `Ok(None)` when it is already at least `want` (nothing
+    /// changed, nothing to restore); `Err` with a message a person can act on when the
+    /// process is not root, the file cannot be written, or another guard is active.
+    pub fn raise(want: u64) -> Result<Option<MaxMapCountGuard>, String> {
+        let current = read_max_map_count()?;
+        if current >= want {
+            return Ok(None);
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        check_can_raise(unsafe { libc::geteuid() }, current, want)?;
+        if GUARD_ACTIVE.swap(true, Ordering::SeqCst) {
+            return Err("vm.max_map_count is already being raised by this process".into());
+        }
+        SAVED_MAX_MAP_COUNT.store(current, Ordering::SeqCst);
+        let mut old_actions = Vec::new();
+        for sig in GUARDED_SIGNALS {
+            // SAFETY: all-zero is a valid sigaction (no flags, empty mask, SIG_DFL).
+            let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+            new.sa_sigaction = restore_max_map_count_and_reraise as extern "C" fn(libc::c_int)
+                as libc::sighandler_t;
+            // SAFETY: all-zero is a valid sigaction to receive the old one.
+            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            // SAFETY: both structs are valid; the handler only calls async-signal-safe
+            // functions.
+            if unsafe { libc::sigaction(sig, &new, &mut old) } == 0 {
+                old_actions.push((sig, old));
+            }
+        }
+        let guard = MaxMapCountGuard {
+            previous: current,
+            raised_to: want,
+            old_actions,
+        };
+        if let Err(e) = std::fs::write(MAX_MAP_COUNT_PATH, format!("{want}\n")) {
+            // Dropping the guard restores the handlers (and rewrites the unchanged value).
+            drop(guard);
+            return Err(format!(
+                "--raise-limits: could not write {want} to {MAX_MAP_COUNT_PATH}: {e} (a \
+                 container may mount /proc/sys read-only); raise it on the host with \
+                 `sudo sysctl -w vm.max_map_count={want}`"
+            ));
+        }
+        Ok(Some(guard))
+    }
+
+    /// The value before the guard raised it.
+    pub fn previous(&self) -> u64 {
+        self.previous
+    }
+
+    /// The value while the guard lives.
+    pub fn raised_to(&self) -> u64 {
+        self.raised_to
+    }
+}
+
+impl Drop for MaxMapCountGuard {
+    fn drop(&mut self) {
+        // Write first, then forget the saved value: a signal arriving in between writes the
+        // same value again, which is harmless; the other order could lose the restore.
+        let restored = std::fs::write(MAX_MAP_COUNT_PATH, format!("{}\n", self.previous));
+        SAVED_MAX_MAP_COUNT.store(0, Ordering::SeqCst);
+        if let Err(e) = restored {
+            eprintln!(
+                "lab: could not restore vm.max_map_count to {}: {e}; restore it with \
+                 `sudo sysctl -w vm.max_map_count={}`",
+                self.previous, self.previous
+            );
+        }
+        for (sig, old) in &self.old_actions {
+            // SAFETY: `old` is the action the kernel returned for `sig`; reinstalling it is
+            // always valid.
+            unsafe { libc::sigaction(*sig, old, std::ptr::null_mut()) };
+        }
+        GUARD_ACTIVE.store(false, Ordering::SeqCst);
+    }
 }

@@ -1,32 +1,40 @@
 //! The lab: runs the experiments and writes `reports/`.
 //!
 //! `cargo run --release -p benches --bin lab` runs every experiment in quick mode;
-//! `lab create|switch|cache` runs one; `--full` runs longer; `--help` explains each. The
-//! binary only parses the command line, probes the machine, finds and builds the peers, runs
-//! the experiments in order and hands their sections to `benches::report`. Bad flags exit
-//! with code 2 (clap), a failure to write the report with 1.
+//! `lab create|switch|cache|runtime` runs one; `--full` runs longer; `--help` explains each.
+//! The binary only parses the command line, probes the machine, finds and builds the peers,
+//! runs the experiments in order and hands their sections to `benches::report`. Bad flags
+//! exit with code 2 (clap), a failure to write the report (or a `--raise-limits` that cannot
+//! be honoured) with 1.
 //!
-//! The hidden `internal-peer` subcommand is how the lab runs the `may` peer in a child process
-//! of its own (see `benches::maypeer`); it prints one JSON line and exits.
+//! `--raise-limits` (root only) raises `vm.max_map_count` for the `runtime` experiment through
+//! `benches::sys::MaxMapCountGuard`, which restores the previous value when the experiment
+//! ends, on error paths (the guard is dropped while unwinding) and, best effort, on Ctrl-C.
+//! Without it, `runtime` runs as many parked ULTs as the limit allows and says so.
+//!
+//! The hidden `internal-peer` subcommand is how the lab runs a peer in a child process of its
+//! own (`may` rows, see `benches::maypeer`; the parked-RSS rows of ours and tokio, see
+//! `benches::rtkernels`); it prints one JSON line and exits.
 
-use benches::experiments::{self, cache, create, switch, Ctx, Mode, Status};
+use benches::experiments::{self, cache, create, runtime, switch, Ctx, Mode, Status};
 use benches::peers::{self, GoBins};
 use benches::report::{self, Report, RunInfo};
-use benches::{maypeer, probe};
+use benches::{maypeer, probe, rtkernels};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
 const ABOUT: &str = "Measures the cost of threads on this machine (creation, direct switch, \
-cache effects) beside real peers, and writes reports/REPORT.md with tables, SVG plots and raw JSON.";
+cache effects, the two-level runtime's targets) beside real peers, and writes reports/REPORT.md \
+with tables, SVG plots and raw JSON.";
 
 const LONG_ABOUT: &str = "Measures the cost of threads on this machine, beside real peers, and \
 writes a report a person would rather look at than read: REPORT.md with one section per \
 experiment (the lecture's claim, what was measured, a table, a plot, what the numbers say), SVG \
 plots and raw JSON.
 
-With no subcommand every experiment runs, in quick mode (about a minute on a 2-core machine, plus compiling the Go peers the first time). \
+With no subcommand every experiment runs, in quick mode (a few minutes on a 2-core machine, plus compiling the Go peers the first time). \
 Peers are detected: may and tokio always; Go (the programs in benches/go, compiled at run time) and \
 stress-ng when installed (scripts/install-peers.sh). A missing peer is named in the report.
 
@@ -63,6 +71,12 @@ struct Cli {
     /// No progress bars.
     #[arg(long, short, global = true)]
     quiet: bool,
+
+    /// Raise vm.max_map_count for the `runtime` experiment so that a million ULTs can be
+    /// parked at once, and restore it afterwards (needs root; without it the experiment parks
+    /// as many as the current limit allows and prints the sysctl command).
+    #[arg(long, global = true)]
+    raise_limits: bool,
 }
 
 #[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +95,7 @@ coroutines and tokio tasks as peers. All pinned to one CPU. Per-row batch means 
     /// Direct cost of one switch: ULT yield, futex, pipes (lat_ctx), Go/may/tokio, stress-ng.
     #[command(
         long_about = "Direct cost of one context switch. Two ULTs yielding on one LWP; two \
-ULTs over channels on one and two LWPs (pending until the lwp runtime exists); two kernel threads \
+ULTs over lwp channels on one LWP and on two LWPs (one ULT on each, two CPUs); two kernel threads \
 through a futex on one CPU and on two; two processes through pipes on one CPU, lmbench lat_ctx \
 style, with the single-process pipe write+read overhead subtracted (raw and net shown); Go \
 Gosched and channel ping-pong, may and tokio yields; stress-ng --switch as a cross-check. \
@@ -98,6 +112,21 @@ switch against size (log-x, caches marked) and the indirect share (total - direc
 set against the lecture's 'up to 80%'. Hardware miss counters where the machine has a PMU."
     )]
     Cache,
+    /// The two-level runtime (lwp) against issue 3's targets: yield, spawn, skynet, channels,
+    /// parked memory.
+    #[command(
+        long_about = "The two-level runtime (lwp: ULTs on LWPs) against issue 3's targets, each \
+row beside what it is compared with, interleaved in one run, with PASS/FAIL verdicts computed from \
+this run's medians. Yield round trip of two ULTs on one LWP vs two kernel threads through a futex \
+on one CPU (target: 100x cheaper); spawn + join of ULTs in batches of 1000 on all cores vs \
+std::thread, tokio, may and goroutines (target: 50x cheaper than std::thread); skynet with 1M \
+leaves vs tokio, may and Go (target: 250 ms); a channel round trip on one CPU vs tokio, may and Go \
+(target: 80 ns); RSS per parked ULT with many parked at once vs goroutines, tokio tasks and may \
+coroutines (target: 5 KiB; 1M with --full). Each live ULT stack takes two memory mappings: when \
+vm.max_map_count is too low the parked rows run the largest count that fits and say so; \
+--raise-limits (root) raises it for the run and restores it."
+    )]
+    Runtime,
     /// Runs a peer inside a child process (used by the lab itself).
     #[command(hide = true)]
     InternalPeer {
@@ -122,6 +151,50 @@ enum PeerCmd {
         #[arg(long, default_value_t = 1000)]
         w: u64,
     },
+    /// may coroutine spawn+join in batches, on several workers.
+    MaySpawn {
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        n: u64,
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+        batch: u64,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        workers: u64,
+    },
+    /// may skynet.
+    MaySkynet {
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        leaves: u64,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        workers: u64,
+    },
+    /// may channel ping-pong, one worker.
+    MayChan {
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        n: u64,
+        #[arg(long, default_value_t = 1000)]
+        w: u64,
+    },
+    /// may coroutines parked at once: RSS growth.
+    MayParked {
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        n: u64,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        workers: u64,
+    },
+    /// tokio tasks parked at once on oneshot channels: RSS growth.
+    TokioParked {
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        n: u64,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        workers: u64,
+    },
+    /// Our ULTs parked at once (many-to-many runtime): RSS growth.
+    ParkedRss {
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        n: u64,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        lwps: u64,
+    },
 }
 
 fn default_out() -> PathBuf {
@@ -132,12 +205,24 @@ fn default_out() -> PathBuf {
     }
 }
 
+fn json<T: serde::Serialize>(r: Result<T, String>) -> Result<String, String> {
+    r.and_then(|o| serde_json::to_string(&o).map_err(|e| e.to_string()))
+}
+
 fn run_peer(peer: PeerCmd) -> ExitCode {
     let out = match peer {
-        PeerCmd::MayCreate { n, m } => maypeer::create(n, m, 1000),
-        PeerCmd::MayYield { n, w } => maypeer::yield_pingpong(n, w),
+        PeerCmd::MayCreate { n, m } => json(maypeer::create(n, m, 1000)),
+        PeerCmd::MayYield { n, w } => json(maypeer::yield_pingpong(n, w)),
+        PeerCmd::MaySpawn { n, batch, workers } => {
+            json(maypeer::spawn_join(n, batch, workers as usize))
+        }
+        PeerCmd::MaySkynet { leaves, workers } => json(maypeer::skynet(leaves, workers as usize)),
+        PeerCmd::MayChan { n, w } => json(maypeer::chan_pingpong(n, w)),
+        PeerCmd::MayParked { n, workers } => json(maypeer::parked(n, workers as usize)),
+        PeerCmd::TokioParked { n, workers } => json(rtkernels::tokio_parked(n, workers as usize)),
+        PeerCmd::ParkedRss { n, lwps } => json(rtkernels::parked_rss(n, lwps as usize)),
     };
-    match out.and_then(|o| serde_json::to_string(&o).map_err(|e| e.to_string())) {
+    match out {
         Ok(json) => {
             println!("{json}");
             ExitCode::SUCCESS
@@ -241,7 +326,29 @@ fn main() -> ExitCode {
     ));
 
     let peers_found = peers::detect();
-    let needs_go = matches!(which, Cmd::All | Cmd::Create | Cmd::Switch);
+    let needs_go = matches!(which, Cmd::All | Cmd::Create | Cmd::Switch | Cmd::Runtime);
+    let runs_runtime = matches!(which, Cmd::All | Cmd::Runtime);
+    // `--raise-limits`: check now, before minutes of other experiments, that it can work.
+    let map_count_wanted = runtime::required_map_count(&runtime::Params::for_mode(mode));
+    if cli.raise_limits && runs_runtime {
+        match benches::sys::read_max_map_count() {
+            Ok(current) if current < map_count_wanted => {
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                let euid = unsafe { libc::geteuid() };
+                if let Err(e) = benches::sys::check_can_raise(euid, current, map_count_wanted) {
+                    eprintln!("lab: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("lab: --raise-limits: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else if cli.raise_limits {
+        say("--raise-limits has no effect: only the `runtime` experiment needs it");
+    }
     let go = if !needs_go {
         Err(Status::NotApplicable(
             "not needed by this experiment".into(),
@@ -292,7 +399,13 @@ fn main() -> ExitCode {
             "cache",
             "Indirect cost of a switch: cache effects",
         ),
+        (
+            Cmd::Runtime,
+            "runtime",
+            "The two-level runtime: issue 3's targets",
+        ),
     ];
+    let mut runtime_targets = None;
     let mut create_rows = None;
     let mut switch_rows = None;
     for (cmd, id, title) in all {
@@ -315,6 +428,52 @@ fn main() -> ExitCode {
             }
             Cmd::Cache => {
                 let o = cache::run(&ctx);
+                sections.push(o.section);
+            }
+            Cmd::Runtime => {
+                let guard = if cli.raise_limits {
+                    match benches::sys::MaxMapCountGuard::raise(map_count_wanted) {
+                        Ok(g) => {
+                            match &g {
+                                Some(g) => say(&format!(
+                                    "raised vm.max_map_count from {} to {} for this experiment",
+                                    g.previous(),
+                                    g.raised_to()
+                                )),
+                                None => say(&format!(
+                                    "vm.max_map_count is already at least {map_count_wanted}; \
+                                     nothing to raise"
+                                )),
+                            }
+                            g
+                        }
+                        Err(e) => {
+                            eprintln!("lab: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                } else {
+                    None
+                };
+                let mut o = runtime::run(&ctx);
+                if let Some(g) = guard {
+                    let (previous, raised) = (g.previous(), g.raised_to());
+                    drop(g);
+                    let now = benches::sys::read_max_map_count().ok();
+                    o.section.notes.push(format!(
+                        "vm.max_map_count was raised from {previous} to {raised} for this \
+                         experiment (--raise-limits) and restored afterwards (it reads {} now).",
+                        now.map(|n| n.to_string())
+                            .unwrap_or_else(|| "unknown".into())
+                    ));
+                    if now != Some(previous) {
+                        o.section.flags.push(format!(
+                            "vm.max_map_count could not be restored to {previous}: restore it \
+                             with `sudo sysctl -w vm.max_map_count={previous}`"
+                        ));
+                    }
+                }
+                runtime_targets = Some(runtime::targets_table(&o.targets));
                 sections.push(o.section);
             }
             _ => {}
@@ -365,10 +524,15 @@ fn main() -> ExitCode {
     let reps_line = {
         let r = |d: usize| cli.reps.map(|x| x as usize).unwrap_or(d);
         format!(
-            "Repetitions: create {} per row, switch {} per row, cache {} per size{}.",
+            "Repetitions: create {} per row, switch {} per row, cache {} per size, runtime {} per \
+             row (its heavy rows {}){}.",
             r(create::Params::for_mode(mode).reps),
             r(switch::Params::for_mode(mode).reps),
             r(cache::Params::for_mode(mode).reps),
+            r(runtime::Params::for_mode(mode).reps),
+            runtime::Params::for_mode(mode)
+                .heavy_reps
+                .min(r(runtime::Params::for_mode(mode).reps)),
             if cli.reps.is_some() {
                 " (set with --reps)"
             } else {
@@ -409,6 +573,11 @@ fn main() -> ExitCode {
     if let Some((t, sentence)) = &rep.headline {
         if !cli.quiet {
             println!("{}\n{sentence}\n", t.to_markdown());
+        }
+    }
+    if let Some(t) = &runtime_targets {
+        if !cli.quiet {
+            println!("{}", t.to_markdown());
         }
     }
     match result {

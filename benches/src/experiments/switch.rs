@@ -6,7 +6,7 @@
 //! | id | what |
 //! |---|---|
 //! | `ult-yield` | two ULTs calling `ult::yield_now` on one LWP (many-to-one executor), one CPU |
-//! | `ult-chan-1lwp`, `ult-chan-2lwp` | two ULTs ping-ponging over `lwp` channels on one LWP / two LWPs: measured through the [`ChannelPingPong`] seam, **pending** until the lwp runtime exists |
+//! | `ult-chan-1lwp`, `ult-chan-2lwp` | two ULTs ping-ponging over `lwp` `bounded(1)` channels on one LWP / on two LWPs pinned to two CPUs (each ULT on its own LWP): measured through the [`ChannelPingPong`] seam ([`channel_runtime`]) |
 //! | `futex-1core`, `futex-overhead`, `futex-net` | two kernel threads handing a futex word back and forth on one CPU; the overhead is one thread doing the same `FUTEX_WAKE` (no waiter) + `FUTEX_WAIT` (word already changed, returns at once); net = raw - overhead, per repetition |
 //! | `futex-2core` | the same hand-over with the threads on two CPUs |
 //! | `pipe-raw`, `pipe-overhead`, `pipe-net` | two processes through two pipes on one CPU (lmbench `lat_ctx`, 2 processes, no working set); the overhead is one process writing and reading its own pipe; net = raw - overhead, per repetition |
@@ -31,10 +31,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The seam through which the many-to-many runtime (`lwp`) is measured: a ping-pong between
-/// two ULTs over its channels. The `lwp` crate is not usable yet, so [`channel_runtime`]
-/// returns "pending"; plugging it in means implementing this trait (two ULTs, one sends on a
-/// `bounded(1)` channel and waits for the reply on another, on `lwps` LWPs pinned to `cpus`)
-/// and returning it from [`channel_runtime`].
+/// two ULTs over its channels (two ULTs, one sends on a `bounded(1)` channel and waits for
+/// the reply on another, on `lwps` LWPs pinned to `cpus`). [`channel_runtime`] returns the
+/// `lwp` implementation, [`LwpChannels`]; a runtime that cannot be measured returns `Err`
+/// and the rows show it as pending.
 pub trait ChannelPingPong {
     /// What is measured, e.g. `lwp 0.1, bounded(1) channels`.
     fn describe(&self) -> String;
@@ -49,14 +49,112 @@ pub trait ChannelPingPong {
     ) -> Result<Duration, String>;
 }
 
-/// Why the channel rows are not measured yet.
-pub const LWP_PENDING: &str = "lwp runtime not built yet (the many-to-many scheduler and its \
-                               channels are in progress); these rows will be measured through \
-                               `experiments::switch::ChannelPingPong` once it exists";
-
 /// The many-to-many runtime's channel ping-pong, or why it is unavailable.
 pub fn channel_runtime() -> Result<Box<dyn ChannelPingPong>, String> {
-    Err(LWP_PENDING.to_string())
+    Ok(Box::new(LwpChannels))
+}
+
+/// [`ChannelPingPong`] on the `lwp` runtime: `lwp::Runtime::builder().lwps(n).pin(true)`,
+/// built while the calling thread is pinned to `cpus`, so LWP i is pinned to `cpus[i]`.
+///
+/// With one LWP both ULTs share it. With two, the partner ULT must start on the other LWP
+/// (a started ULT then stays on its home LWP): the first ULT spawns it, plus a no-op ULT so
+/// that the spawn queue holds surplus work and the idle LWP is woken to steal, and then spins
+/// without yielding until the partner reports that it runs on another kernel thread. So every
+/// hand-over of the two-LWP row crosses LWPs (and CPUs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LwpChannels;
+
+/// How long the first ULT waits for the partner to start on another LWP.
+const PLACE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl ChannelPingPong for LwpChannels {
+    fn describe(&self) -> String {
+        format!(
+            "lwp {} many-to-many, bounded(1) channels",
+            env!("CARGO_PKG_VERSION")
+        )
+    }
+
+    fn round_trips(
+        &self,
+        lwps: usize,
+        cpus: &[usize],
+        warm: u64,
+        rounds: u64,
+    ) -> Result<Duration, String> {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        use std::sync::Arc;
+        let lwps = lwps.max(1);
+        if cpus.len() < lwps {
+            return Err(format!("{lwps} LWPs need {lwps} CPUs, got {cpus:?}"));
+        }
+        let _pin = sys::PinGuard::pin(&cpus[..lwps])
+            .map_err(|e| format!("pinning to CPUs {:?}: {e}", &cpus[..lwps]))?;
+        let rt = lwp::Runtime::builder()
+            .lwps(lwps)
+            .pin(true)
+            .sysmon_warnings(false)
+            .build()
+            .map_err(|e| format!("building the lwp runtime: {e}"))?;
+        rt.run(move || {
+            let (to_b, from_a) = lwp::channel::bounded::<u64>(1);
+            let (to_a, from_b) = lwp::channel::bounded::<u64>(1);
+            // 0: not started; 1: started on A's kernel thread; 2: started on another one.
+            let placed = Arc::new(AtomicU8::new(0));
+            let me = std::thread::current().id();
+            let flag = placed.clone();
+            let echo = lwp::spawn(move || {
+                // A started ULT stays on its LWP, so reading the kernel thread's id is stable.
+                let here = if std::thread::current().id() == me {
+                    1
+                } else {
+                    2
+                };
+                // Release: pairs with the Acquire load of the spinning first ULT.
+                flag.store(here, Ordering::Release);
+                for v in from_a.iter() {
+                    if to_a.send(v).is_err() {
+                        break;
+                    }
+                }
+            });
+            if lwps > 1 {
+                let _ = lwp::spawn(|| ());
+                let t0 = Instant::now();
+                // Spin (no yield): this LWP cannot run the partner, so it starts elsewhere.
+                while placed.load(Ordering::Acquire) == 0 {
+                    if t0.elapsed() > PLACE_TIMEOUT {
+                        drop(to_b);
+                        return Err(
+                            "the partner ULT did not start on another LWP within 2 s".into()
+                        );
+                    }
+                    std::hint::spin_loop();
+                }
+                if placed.load(Ordering::Acquire) != 2 {
+                    drop(to_b);
+                    return Err("the partner ULT started on the same LWP".to_string());
+                }
+            }
+            let mut ok = true;
+            for i in 0..warm {
+                ok &= to_b.send(i).is_ok() && from_b.recv().is_ok();
+            }
+            let t0 = Instant::now();
+            for i in 0..rounds {
+                ok &= to_b.send(i).is_ok() && from_b.recv().is_ok();
+            }
+            let elapsed = t0.elapsed();
+            drop(to_b);
+            let joined = echo.join().is_ok();
+            if ok && joined {
+                Ok(elapsed)
+            } else {
+                Err("a channel send or receive failed, or the echo ULT panicked".into())
+            }
+        })
+    }
 }
 
 /// Parameters of one run of the experiment.
@@ -818,8 +916,15 @@ fn section(
                 .into(),
         );
     }
-    if let Err(e) = channel_runtime() {
-        notes.push(format!("The two channel rows are pending: {e}."));
+    match channel_runtime() {
+        Err(e) => notes.push(format!("The two channel rows are pending: {e}.")),
+        Ok(rt) => notes.push(format!(
+            "Channel rows: {}; a round trip is a send to the partner and a receive of its echo \
+             (two switches). The one-LWP row runs both ULTs on one LWP pinned to the one-CPU \
+             rows' CPU; the two-LWP row pins the LWPs to the two cross-core CPUs and starts the \
+             partner ULT on the second LWP, so every hand-over wakes the other LWP.",
+            rt.describe()
+        )),
     }
 
     let raw = serde_json::json!({
