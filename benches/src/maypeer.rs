@@ -68,10 +68,11 @@ unsafe fn in_coroutine_on<T: Send + 'static>(
 
 fn runtime_name(workers: usize) -> String {
     format!(
-        "may {} ({} worker{}, default stacks)",
+        "may {} ({} worker{}, default stacks, coroutine pool of {})",
         crate::peers::MAY_VERSION,
         workers,
-        if workers == 1 { "" } else { "s" }
+        if workers == 1 { "" } else { "s" },
+        may::config().get_pool_capacity()
     )
 }
 
