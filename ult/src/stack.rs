@@ -29,6 +29,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Default usable size of a ULT stack: 256 KiB of address space, of which only the touched
 /// pages cost memory (a ULT that stays shallow uses one or two 4 KiB pages).
@@ -50,7 +51,6 @@ pub const WARM_BYTES: usize = 16 * 1024;
 pub const TRIM_EVERY: u32 = 1024;
 
 pub(crate) fn page_size() -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     static PAGE: AtomicUsize = AtomicUsize::new(0);
     let cached = PAGE.load(Ordering::Relaxed);
     if cached != 0 {
@@ -80,6 +80,19 @@ impl UltStack {
         let page = page_size();
         let usable = size.max(MIN_STACK_SIZE).div_ceil(page) * page;
         let len = usable + page;
+        // Leave the process some mappings: a malloc or thread creation that needs one after
+        // stacks took them all would abort the process instead of failing cleanly.
+        let live = LIVE_STACKS.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(limit) = cached_max_map_count() {
+            if 2 * live + MAPPING_RESERVE > limit {
+                LIVE_STACKS.fetch_sub(1, Ordering::Relaxed);
+                return Err(mapping_error(
+                    io::Error::from_raw_os_error(libc::ENOMEM),
+                    usable,
+                    true,
+                ));
+            }
+        }
         // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches
         // no existing memory.
         let low = unsafe {
@@ -93,7 +106,8 @@ impl UltStack {
             )
         };
         if low == libc::MAP_FAILED {
-            return Err(mapping_error(io::Error::last_os_error(), usable));
+            LIVE_STACKS.fetch_sub(1, Ordering::Relaxed);
+            return Err(mapping_error(io::Error::last_os_error(), usable, false));
         }
         let stack = UltStack {
             low: low as usize,
@@ -110,7 +124,7 @@ impl UltStack {
         };
         if rc != 0 {
             // `stack` is dropped here and unmaps the reservation.
-            return Err(mapping_error(io::Error::last_os_error(), usable));
+            return Err(mapping_error(io::Error::last_os_error(), usable, false));
         }
         Ok(stack)
     }
@@ -169,7 +183,24 @@ impl Drop for UltStack {
         unsafe {
             libc::munmap(self.low as *mut libc::c_void, self.len);
         }
+        LIVE_STACKS.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Mappings left to the rest of the process (heap, threads, libraries) when ULT stacks
+/// approach `vm.max_map_count`.
+pub const MAPPING_RESERVE: usize = 2048;
+
+static LIVE_STACKS: AtomicUsize = AtomicUsize::new(0);
+
+/// Guarded stacks currently mapped by this process (each holds two memory mappings).
+pub fn live_stacks() -> usize {
+    LIVE_STACKS.load(Ordering::Relaxed)
+}
+
+fn cached_max_map_count() -> Option<usize> {
+    static LIMIT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(read_max_map_count)
 }
 
 // SAFETY: the mapping has a guard page at its low end and at least MIN_STACK_SIZE (> 4096)
@@ -184,18 +215,20 @@ unsafe impl corosensei::stack::Stack for UltStack {
     }
 }
 
-fn mapping_error(err: io::Error, usable: usize) -> io::Error {
+fn mapping_error(err: io::Error, usable: usize, reserve_hit: bool) -> io::Error {
     let limit = read_max_map_count();
     let in_use = count_mappings();
-    let near_limit = matches!((limit, in_use), (Some(l), Some(u)) if u + 8 >= l);
+    let near_limit = reserve_hit || matches!((limit, in_use), (Some(l), Some(u)) if u + 8 >= l);
     let kind = err.kind();
     let msg = if near_limit {
         format!(
-            "cannot map a {} KiB ULT stack: the process has {} memory mappings and \
-             vm.max_map_count is {} (each live ULT stack needs 2); raise it with \
-             `sysctl -w vm.max_map_count={}` (root) or use fewer live ULTs ({err})",
+            "cannot map a {} KiB ULT stack: the process has {} memory mappings ({} live ULT \
+             stacks, 2 each, and {MAPPING_RESERVE} kept for the rest of the process) and \
+             vm.max_map_count is {}; raise it with `sysctl -w vm.max_map_count={}` (root) or \
+             use fewer live ULTs ({err})",
             usable / 1024,
             in_use.unwrap_or(0),
+            live_stacks(),
             limit.unwrap_or(0),
             limit.unwrap_or(65530).saturating_mul(16),
         )
