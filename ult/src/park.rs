@@ -32,6 +32,7 @@ impl Unparker {
     }
 
     /// Makes the target's next (or current) `park` return.
+    #[inline]
     pub fn unpark(&self) {
         match &self.target {
             Target::Ult(u) => u.unpark(),
@@ -66,6 +67,7 @@ pub fn unparker() -> Unparker {
 
 /// Blocks the caller until its unparker is used (or returns at once if it already was).
 /// Inside a ULT only the ULT waits; its kernel thread runs other ULTs meanwhile.
+#[inline]
 pub fn park() {
     match raw::current_header() {
         Some(h) => raw::park_current(h),

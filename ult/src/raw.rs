@@ -312,11 +312,13 @@ where
 
 impl Header {
     /// The ULT's id.
+    #[inline]
     pub fn id(&self) -> UltId {
         self.id
     }
 
     /// The ULT's name, if it was given one.
+    #[inline]
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
@@ -327,37 +329,44 @@ impl Header {
     }
 
     /// The scheduler that runs this ULT.
+    #[inline]
     pub fn scheduler(&self) -> &Arc<dyn Schedule> {
         &self.sched
     }
 
     /// Scheduler-defined home (e.g. an LWP index); `usize::MAX` until set.
+    #[inline]
     pub fn home(&self) -> usize {
         self.home.load(Ordering::Relaxed)
     }
 
     /// Sets the scheduler-defined home. Only the scheduler that runs the ULT calls this.
+    #[inline]
     pub fn set_home(&self, home: usize) {
         self.home.store(home, Ordering::Relaxed);
     }
 
     /// Whether the ULT has ever run (then, unless migratable, it must stay on its home).
+    #[inline]
     pub fn started(&self) -> bool {
         !self.yielder.get().is_null()
     }
 
     /// Whether a scheduler may resume this ULT on a kernel thread other than the one it last
     /// ran on: true before it first ran, or when its spawner opted in to migration.
+    #[inline]
     pub fn may_migrate(&self) -> bool {
         self.migratable || !self.started()
     }
 
     /// Whether the ULT has finished.
+    #[inline]
     pub fn is_finished(&self) -> bool {
         self.join_state.is_complete()
     }
 
     /// The unpark path (see [`crate::state`]). `this` is a handle to this same ULT.
+    #[inline]
     pub(crate) fn unpark(&self) {
         if self.state.unpark() {
             // SAFETY: we won PARKED -> ACTIVE, which makes us the only party that may touch

@@ -206,10 +206,12 @@ fn cached_max_map_count() -> Option<usize> {
 // SAFETY: the mapping has a guard page at its low end and at least MIN_STACK_SIZE (> 4096)
 // usable bytes; base and limit are page-aligned, hence 16-byte aligned.
 unsafe impl corosensei::stack::Stack for UltStack {
+    #[inline]
     fn base(&self) -> corosensei::stack::StackPointer {
         corosensei::stack::StackPointer::new(self.low + self.len).expect("mapping is not at 0")
     }
 
+    #[inline]
     fn limit(&self) -> corosensei::stack::StackPointer {
         corosensei::stack::StackPointer::new(self.low + page_size()).expect("mapping is not at 0")
     }
