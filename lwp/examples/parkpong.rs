@@ -2,7 +2,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 fn main() {
-    let rt = lwp::Runtime::builder().model(lwp::Model::ManyToOne).sysmon_warnings(false).build().unwrap();
+    let rt = lwp::Runtime::builder()
+        .model(lwp::Model::ManyToOne)
+        .sysmon_warnings(false)
+        .build()
+        .unwrap();
     for _ in 0..3 {
         let per = rt.run(|| {
             let n = 2_000_000u64;
@@ -11,7 +15,9 @@ fn main() {
             let t2 = turn.clone();
             let b = lwp::spawn(move || {
                 for i in 0..n {
-                    while t2.load(Ordering::Acquire) != 2 * i + 1 { lwp::park(); }
+                    while t2.load(Ordering::Acquire) != 2 * i + 1 {
+                        lwp::park();
+                    }
                     t2.store(2 * i + 2, Ordering::Release);
                     me.unpark();
                 }
@@ -22,7 +28,9 @@ fn main() {
             for i in 0..n {
                 turn.store(2 * i + 1, Ordering::Release);
                 bu.unpark();
-                while turn.load(Ordering::Acquire) != 2 * i + 2 { lwp::park(); }
+                while turn.load(Ordering::Acquire) != 2 * i + 2 {
+                    lwp::park();
+                }
             }
             let e = t.elapsed();
             b.join().unwrap();

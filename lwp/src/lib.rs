@@ -43,12 +43,12 @@ pub mod blocking;
 mod bridge;
 pub mod channel;
 pub mod fs;
+#[cfg(feature = "hyper")]
+pub mod hyper_rt;
 #[doc(hidden)]
 pub mod idle;
 pub mod metrics;
 pub mod net;
-#[cfg(feature = "hyper")]
-pub mod hyper_rt;
 mod one_to_one;
 mod reactor;
 mod runtime;
