@@ -191,6 +191,8 @@ impl Shared {
             )));
         }
         let shared = self.clone();
+        // Counted before the LWP can run anything, so a reader that saw its work done sees it.
+        self.counters.lwps_started.fetch_add(1, Ordering::Relaxed);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name(format!("{}-lwp-{index}", self.config.name))
@@ -206,11 +208,11 @@ impl Shared {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push(handle);
-                self.counters.lwps_started.fetch_add(1, Ordering::Relaxed);
                 Ok(index)
             }
             Err(e) => {
                 self.active.fetch_sub(1, Ordering::AcqRel);
+                self.counters.lwps_started.fetch_sub(1, Ordering::Relaxed);
                 Err(e)
             }
         }

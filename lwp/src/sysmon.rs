@@ -115,6 +115,12 @@ fn intervene(shared: &Arc<Shared>) {
     if !shared.has_stealable_work() {
         return;
     }
+    // Counted before acting: the LWP we wake or start may finish the work (and a reader may
+    // look at the metrics) before this thread runs again.
+    shared
+        .counters
+        .sysmon_interventions
+        .fetch_add(1, Ordering::Relaxed);
     let acted = shared.wake_one_idle() || {
         let unstuck = shared
             .slots
@@ -124,11 +130,11 @@ fn intervene(shared: &Arc<Shared>) {
             .count();
         unstuck < shared.config.lwps && shared.start_lwp().is_ok()
     };
-    if acted {
+    if !acted {
         shared
             .counters
             .sysmon_interventions
-            .fetch_add(1, Ordering::Relaxed);
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
