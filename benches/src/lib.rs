@@ -25,6 +25,7 @@
 //! Nothing in this crate is a dependency of `ult` or `lwp`; it is `publish = false`.
 
 pub mod counters;
+pub mod echo;
 pub mod experiments;
 pub mod maypeer;
 pub mod peers;

@@ -20,6 +20,9 @@
 //! limited (one per second, with a count of the suppressed ones) and can be silenced with
 //! `LWP_SYSMON_QUIET=1` or [`crate::RuntimeBuilder::sysmon_warnings`].
 //!
+//! sysmon also polls the reactor (without blocking) when ULTs wait for I/O and no LWP sits
+//! in it, as Go's sysmon polls the network, so readiness never waits for a busy runtime.
+//!
 //! Who may call what: only the sysmon thread marks LWPs stuck; only the LWP itself clears
 //! its mark (in [`report_unstuck`]).
 
@@ -67,6 +70,12 @@ fn monitor(weak: Weak<Shared>, threshold: Duration) {
         let Some(shared) = weak.upgrade() else { return };
         if shared.shutdown.load(Ordering::Acquire) {
             return;
+        }
+        // Like Go's sysmon: if ULTs wait for I/O and no LWP sits in the reactor, poll it, so
+        // readiness is never left waiting for a busy runtime to look.
+        let reactor = &shared.reactor;
+        if reactor.waiting_ults() > 0 && !reactor.is_blocked() {
+            reactor.poll(Some(Duration::ZERO));
         }
         let now = Instant::now();
         let active = shared

@@ -29,6 +29,7 @@ fn with_watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T
 fn echo_many_connections_under_every_model() {
     for model in models() {
         let clients = if model == Model::OneToOne { 20 } else { 200 };
+        eprintln!("model {model}");
         let total = with_watchdog(move || {
             let rt = Runtime::new(model).unwrap();
             rt.run(move || {

@@ -16,7 +16,7 @@
 //! own (`may` rows, see `benches::maypeer`; the parked-RSS rows of ours and tokio, see
 //! `benches::rtkernels`); it prints one JSON line and exits.
 
-use benches::experiments::{self, cache, create, runtime, switch, Ctx, Mode, Status};
+use benches::experiments::{self, cache, create, echo, runtime, switch, Ctx, Mode, Status};
 use benches::peers::{self, GoBins};
 use benches::report::{self, Report, RunInfo};
 use benches::{maypeer, probe, rtkernels};
@@ -127,6 +127,8 @@ vm.max_map_count is too low the parked rows run the largest count that fits and 
 --raise-limits (root) raises it for the run and restores it."
     )]
     Runtime,
+    /// TCP echo server under the three models beside tokio and may (issue 4).
+    Echo,
     /// Runs a peer inside a child process (used by the lab itself).
     #[command(hide = true)]
     InternalPeer {
@@ -277,6 +279,12 @@ fn cpu_times() -> Option<CpuTimes> {
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("internal-peer")
+        && argv.get(2).is_some_and(|a| a.starts_with("echo-"))
+    {
+        return ExitCode::from(benches::echo::internal_peer(&argv[2..]).clamp(0, 255) as u8);
+    }
     let cli = Cli::parse();
     if let Some(Cmd::InternalPeer { peer }) = cli.command {
         return run_peer(peer);
@@ -404,6 +412,7 @@ fn main() -> ExitCode {
             "runtime",
             "The two-level runtime: issue 3's targets",
         ),
+        (Cmd::Echo, "echo", "TCP echo server"),
     ];
     let mut runtime_targets = None;
     let mut create_rows = None;
@@ -474,6 +483,13 @@ fn main() -> ExitCode {
                     }
                 }
                 runtime_targets = Some(runtime::targets_table(&o.targets));
+                sections.push(o.section);
+            }
+            Cmd::Echo => {
+                let o = echo::run(&ctx);
+                if !cli.quiet {
+                    println!("{}", echo::targets_table(&o.targets).to_markdown());
+                }
                 sections.push(o.section);
             }
             _ => {}

@@ -19,6 +19,7 @@
 
 pub mod cache;
 pub mod create;
+pub mod echo;
 pub mod runtime;
 pub mod switch;
 

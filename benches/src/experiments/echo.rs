@@ -1,0 +1,1297 @@
+//! Experiment `echo` (issue 4): a TCP echo server over loopback under the three threading
+//! models of our runtime, beside tokio and may, at 1, 100 and 10,000 connections; requests
+//! per second and latency percentiles, and the server's memory with 10,000 idle connections.
+//!
+//! The servers and the load generator live in [`crate::echo`]; every run starts two children
+//! of the lab binary (`ctx.self_exe`): `lab internal-peer echo-server --impl X` (prints its
+//! port) and `lab internal-peer echo-client ...` (a closed loop on one epoll thread, prints a
+//! JSON [`ClientResult`]). Per run:
+//! 1. start the server, wait for `PORT`, read its RSS, threads and descriptors;
+//! 2. start the client with `--pause-ms`: it opens the connections (each one served one echo,
+//!    at most [`crate::echo::RAMP_PENDING`] waiting, so the accept queue never overflows),
+//!    prints `READY n` and waits: the server now holds n idle connections, and its RSS,
+//!    threads and descriptors are read again (the idle rows come from the largest count);
+//! 3. tell the client to go: warm-up, then the measured window; read its JSON;
+//! 4. kill both (a [`PeerProcess`] kills and reaps its child when dropped, on every path).
+//!
+//! Repetitions are interleaved (for rep: for connections: for server), each row's figure is
+//! the median over repetitions with min and max. Rows that cannot run say why: `Missing`
+//! outside the lab binary (tests), `NotApplicable` when the open-files hard limit, the
+//! ephemeral port range, the thread limit or `vm.max_map_count` is too small for the count,
+//! `Failed` when no repetition completed. A run that could not open all its connections
+//! within the set-up budget still counts, and its errors column says what happened.
+//!
+//! The verdict rows judge issue 4's target from this run's medians: under many-to-many, at
+//! least tokio's requests/s and no worse p99, at 100 and at 10,000 connections.
+//!
+//! Called by `bin/lab.rs` (`lab echo`); everything else here is pure and tested.
+
+use super::{Ctx, Mode, Model, Status};
+use crate::echo::{self, ClientResult, PeerProcess, IMPLS};
+use crate::plot::{Bar, HBars, PlotSpec};
+use crate::report::{Plot, Section, Table};
+use crate::stats::{fmt_bytes, fmt_ns, fmt_ratio, Summary};
+use serde::Serialize;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Parameters of one run of the experiment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Params {
+    /// Repetitions of every row.
+    pub reps: usize,
+    /// Connection counts, ascending.
+    pub conns: Vec<usize>,
+    /// Request (and echo) size in bytes.
+    pub msg: usize,
+    /// Warm-up before the measured window, plus [`Params::warmup_per_conn`] per connection
+    /// (the first round of requests on 10,000 connections is a burst, not a steady state).
+    pub warmup: Duration,
+    /// Extra warm-up per connection.
+    pub warmup_per_conn: Duration,
+    /// Measured window of every run.
+    pub window: Duration,
+    /// Budget for opening the connections of one run.
+    pub setup_limit: Duration,
+    /// The count whose runs also give the idle-connection memory rows (the largest).
+    pub idle_conns: usize,
+    /// How long to wait for a server to print its port.
+    pub server_start: Duration,
+}
+
+impl Params {
+    /// Defaults of a mode.
+    pub fn for_mode(mode: Mode) -> Params {
+        match mode {
+            Mode::Smoke => Params {
+                reps: 1,
+                conns: vec![1, 8, 64],
+                msg: 64,
+                warmup: Duration::from_millis(20),
+                warmup_per_conn: Duration::ZERO,
+                window: Duration::from_millis(100),
+                setup_limit: Duration::from_secs(5),
+                idle_conns: 64,
+                server_start: Duration::from_secs(10),
+            },
+            Mode::Quick => Params {
+                reps: 3,
+                conns: vec![1, 100, 10_000],
+                msg: 64,
+                warmup: Duration::from_millis(200),
+                warmup_per_conn: Duration::from_micros(30),
+                window: Duration::from_millis(500),
+                setup_limit: Duration::from_secs(8),
+                idle_conns: 10_000,
+                server_start: Duration::from_secs(10),
+            },
+            Mode::Full => Params {
+                reps: 5,
+                conns: vec![1, 100, 10_000],
+                msg: 64,
+                warmup: Duration::from_millis(500),
+                warmup_per_conn: Duration::from_micros(50),
+                window: Duration::from_secs(3),
+                setup_limit: Duration::from_secs(30),
+                idle_conns: 10_000,
+                server_start: Duration::from_secs(10),
+            },
+        }
+    }
+
+    /// Warm-up of a run with `conns` connections.
+    pub fn warmup_for(&self, conns: usize) -> Duration {
+        self.warmup + self.warmup_per_conn * conns.min(1_000_000) as u32
+    }
+}
+
+/// The server implementations in table order: id, label, colour group.
+pub fn servers(cores: usize) -> Vec<(&'static str, String, Model)> {
+    IMPLS
+        .iter()
+        .map(|&id| {
+            let (label, model) = match id {
+                "lwp-m1" => ("lwp many-to-one: ULTs on 1 LWP".to_string(), Model::Ult),
+                "lwp-11" => (
+                    "lwp one-to-one: a kernel thread per connection".to_string(),
+                    Model::KernelThread,
+                ),
+                "lwp-mn" => (
+                    format!("lwp many-to-many: ULTs on {cores} LWPs"),
+                    Model::Ult,
+                ),
+                "tokio" => (
+                    format!("tokio multi-thread, {cores} workers, async tasks"),
+                    Model::Peer,
+                ),
+                _ => (format!("may, {cores} workers, coroutines"), Model::Peer),
+            };
+            (id, label, model)
+        })
+        .collect()
+}
+
+/// One (server, connection count) row.
+#[derive(Debug, Clone, Serialize)]
+pub struct EchoRow {
+    /// `server/conns`, e.g. `lwp-mn/100`.
+    pub id: String,
+    /// Server implementation id (`lwp-mn`, `tokio`...).
+    pub server: String,
+    /// Label in tables and plots.
+    pub label: String,
+    /// Colour group.
+    pub model: Model,
+    /// Connections asked for.
+    pub conns: usize,
+    /// Whether it was measured.
+    pub status: Status,
+    /// Requests per second, per completed repetition.
+    pub rps: Vec<f64>,
+    /// Median latency (ns), per completed repetition.
+    pub p50_ns: Vec<f64>,
+    /// 99th-percentile latency (ns), per completed repetition.
+    pub p99_ns: Vec<f64>,
+    /// Largest latency (ns), per completed repetition.
+    pub max_ns: Vec<f64>,
+    /// Connection set-up time (ns), per completed repetition.
+    pub setup_ns: Vec<f64>,
+    /// Connections lost or never opened, per completed repetition.
+    pub errors: Vec<u64>,
+    /// Connections that were open, per completed repetition.
+    pub opened: Vec<usize>,
+    /// What went wrong in repetitions (deduplicated, first few).
+    pub problems: Vec<String>,
+    /// Repetitions that failed outright.
+    pub failed_reps: usize,
+}
+
+impl EchoRow {
+    fn new(server: &str, label: &str, model: Model, conns: usize) -> EchoRow {
+        EchoRow {
+            id: format!("{server}/{conns}"),
+            server: server.to_string(),
+            label: label.to_string(),
+            model,
+            conns,
+            status: Status::Measured,
+            rps: Vec::new(),
+            p50_ns: Vec::new(),
+            p99_ns: Vec::new(),
+            max_ns: Vec::new(),
+            setup_ns: Vec::new(),
+            errors: Vec::new(),
+            opened: Vec::new(),
+            problems: Vec::new(),
+            failed_reps: 0,
+        }
+    }
+
+    /// Requests/s over repetitions, when measured.
+    pub fn rps_summary(&self) -> Option<Summary> {
+        self.measured().then(|| Summary::of(&self.rps)).flatten()
+    }
+
+    /// p99 latency over repetitions, when measured.
+    pub fn p99_summary(&self) -> Option<Summary> {
+        self.measured().then(|| Summary::of(&self.p99_ns)).flatten()
+    }
+
+    /// p50 latency over repetitions, when measured.
+    pub fn p50_summary(&self) -> Option<Summary> {
+        self.measured().then(|| Summary::of(&self.p50_ns)).flatten()
+    }
+
+    fn measured(&self) -> bool {
+        self.status == Status::Measured
+    }
+
+    fn problem(&mut self, what: String) {
+        if self.problems.len() < 4 && !self.problems.contains(&what) {
+            self.problems.push(what);
+        }
+    }
+
+    /// Records a completed repetition.
+    pub fn record(&mut self, r: &ClientResult) {
+        self.rps.push(r.rps());
+        self.p50_ns.push(r.p50_ns as f64);
+        self.p99_ns.push(r.p99_ns as f64);
+        self.max_ns.push(r.max_ns as f64);
+        self.setup_ns.push(r.setup_ns as f64);
+        self.errors.push(r.errors);
+        self.opened.push(r.conns);
+        if let Some(e) = &r.first_error {
+            self.problem(e.clone());
+        }
+    }
+
+    /// Records a repetition that failed outright.
+    pub fn record_failure(&mut self, why: String) {
+        self.failed_reps += 1;
+        self.problem(why);
+    }
+
+    /// After the last repetition: `Failed` if none completed.
+    pub fn finish(&mut self) {
+        if self.measured() && self.rps.is_empty() {
+            let why = self
+                .problems
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "no repetition completed".into());
+            self.status = Status::Failed(why);
+        }
+    }
+}
+
+/// Server memory with idle connections, from the runs of [`Params::idle_conns`].
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleRow {
+    /// Server id.
+    pub server: String,
+    /// Label.
+    pub label: String,
+    /// Colour group.
+    pub model: Model,
+    /// Connections asked for.
+    pub conns: usize,
+    /// Whether it was measured.
+    pub status: Status,
+    /// Server RSS (bytes) once listening, before any connection, per repetition.
+    pub rss_before: Vec<f64>,
+    /// Server RSS (bytes) while holding the idle connections, per repetition.
+    pub rss_holding: Vec<f64>,
+    /// (holding - before) / connections open, per repetition.
+    pub per_conn: Vec<f64>,
+    /// Connections open, per repetition.
+    pub opened: Vec<usize>,
+    /// Server threads while holding, per repetition.
+    pub threads: Vec<f64>,
+}
+
+impl IdleRow {
+    /// Bytes per idle connection over repetitions, when measured.
+    pub fn per_conn_summary(&self) -> Option<Summary> {
+        (self.status == Status::Measured)
+            .then(|| Summary::of(&self.per_conn))
+            .flatten()
+    }
+}
+
+/// A target's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// Met by this run's medians.
+    Pass,
+    /// Missed by this run's medians.
+    Fail,
+    /// A row it needs was not measured.
+    Unknown,
+}
+
+impl Verdict {
+    /// `PASS`, `FAIL` or `n/a`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Unknown => "n/a",
+        }
+    }
+}
+
+/// Issue 4's target at one connection count: many-to-many vs tokio.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetRow {
+    /// Connections.
+    pub conns: usize,
+    /// Medians of lwp-mn: (requests/s, p99 ns).
+    pub ours: Option<(f64, f64)>,
+    /// Medians of tokio: (requests/s, p99 ns).
+    pub tokio: Option<(f64, f64)>,
+    /// ours / tokio requests/s (target: >= 1).
+    pub rps_ratio: Option<f64>,
+    /// ours / tokio p99 (target: <= 1).
+    pub p99_ratio: Option<f64>,
+    /// The verdict at the medians.
+    pub verdict: Verdict,
+    /// Repetitions (paired by index) that met both halves, e.g. `2/3`.
+    pub reps_meeting: String,
+    /// Why no verdict, or a caveat (errors in a row).
+    pub note: Option<String>,
+}
+
+/// Judges the target at `conns` from the rows: PASS when lwp-mn's median requests/s is at
+/// least tokio's and its median p99 at most tokio's.
+pub fn judge(rows: &[EchoRow], conns: usize) -> TargetRow {
+    let get = |server: &str| rows.iter().find(|r| r.server == server && r.conns == conns);
+    let ours_row = get("lwp-mn");
+    let tokio_row = get("tokio");
+    let med = |r: Option<&EchoRow>| {
+        r.and_then(|r| Some((r.rps_summary()?.median, r.p99_summary()?.median)))
+    };
+    let (ours, tokio) = (med(ours_row), med(tokio_row));
+    let mut note = None;
+    let (rps_ratio, p99_ratio, verdict) = match (ours, tokio) {
+        (Some((orps, op99)), Some((trps, tp99))) if trps > 0.0 && tp99 > 0.0 => {
+            let (a, b) = (orps / trps, op99 / tp99);
+            let v = if a >= 1.0 && b <= 1.0 {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            };
+            (Some(a), Some(b), v)
+        }
+        (Some(_), Some(_)) => {
+            note = Some("tokio's figures are zero: no ratio".into());
+            (None, None, Verdict::Unknown)
+        }
+        _ => {
+            note = Some(
+                [("lwp-mn", ours_row), ("tokio", tokio_row)]
+                    .iter()
+                    .filter(|(_, r)| med(*r).is_none())
+                    .map(|(name, r)| match r {
+                        Some(r) => format!("{name}: {}", r.status.text()),
+                        None => format!("{name}: no row"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+            (None, None, Verdict::Unknown)
+        }
+    };
+    let reps_meeting = match (ours_row, tokio_row) {
+        (Some(o), Some(t)) if ours.is_some() && tokio.is_some() => {
+            let n = o.rps.len().min(t.rps.len());
+            let met = (0..n)
+                .filter(|&i| o.rps[i] >= t.rps[i] && o.p99_ns[i] <= t.p99_ns[i])
+                .count();
+            format!("{met}/{n}")
+        }
+        _ => "-".into(),
+    };
+    let errs = [ours_row, tokio_row]
+        .iter()
+        .flatten()
+        .filter(|r| r.errors.iter().any(|&e| e > 0))
+        .map(|r| r.server.clone())
+        .collect::<Vec<_>>();
+    if !errs.is_empty() && note.is_none() {
+        note = Some(format!(
+            "{} lost or could not open connections in some repetitions",
+            errs.join(" and ")
+        ));
+    }
+    TargetRow {
+        conns,
+        ours,
+        tokio,
+        rps_ratio,
+        p99_ratio,
+        verdict,
+        reps_meeting,
+        note,
+    }
+}
+
+/// What `echo` measured.
+pub struct Outcome {
+    /// The load rows, in table order (by connections, then server).
+    pub rows: Vec<EchoRow>,
+    /// The idle-connection memory rows, one per server.
+    pub idle: Vec<IdleRow>,
+    /// Issue 4's target at each connection count above 1.
+    pub targets: Vec<TargetRow>,
+    /// The report section.
+    pub section: Section,
+}
+
+/// Limits of this machine that decide whether a connection count can run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Limits {
+    /// Hard RLIMIT_NOFILE (each child raises its soft limit to it).
+    pub nofile_hard: Option<u64>,
+    /// Size of the ephemeral port range.
+    pub ephemeral_ports: Option<u64>,
+    /// min(RLIMIT_NPROC, kernel.threads-max).
+    pub threads: Option<u64>,
+    /// vm.max_map_count.
+    pub max_map_count: Option<u64>,
+}
+
+impl Limits {
+    /// Reads the limits of this process and machine.
+    pub fn read() -> Limits {
+        let read_u64 = |p: &str| {
+            std::fs::read_to_string(p)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+        };
+        let mut nproc = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct we pass, which lives for the call.
+        let nproc = (unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut nproc) } == 0)
+            .then_some(nproc.rlim_cur);
+        let threads_max = read_u64("/proc/sys/kernel/threads-max");
+        Limits {
+            nofile_hard: echo::nofile_limits().ok().map(|(_, h)| h),
+            ephemeral_ports: echo::ephemeral_ports(),
+            threads: match (nproc, threads_max) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            max_map_count: read_u64("/proc/sys/vm/max_map_count"),
+        }
+    }
+
+    /// Why `server` cannot run with `conns` connections here, if it cannot. Each process
+    /// (server, client) needs `conns` descriptors plus slack; the client needs a local port
+    /// per connection; one-to-one needs a kernel thread per connection; every live ULT or
+    /// may coroutine stack takes two memory mappings (one-to-one: four, its thread's stack
+    /// too).
+    pub fn blocks(&self, server: &str, conns: usize) -> Option<String> {
+        let n = conns as u64;
+        if let Some(h) = self.nofile_hard {
+            if h < n + 256 {
+                return Some(format!(
+                    "{conns} connections need about {} open files per process, the hard limit \
+                     (ulimit -Hn) is {h}",
+                    n + 256
+                ));
+            }
+        }
+        if let Some(p) = self.ephemeral_ports {
+            if p < n + 1024 {
+                return Some(format!(
+                    "{conns} connections need as many local ports, net.ipv4.ip_local_port_range \
+                     holds {p}"
+                ));
+            }
+        }
+        if server == "lwp-11" {
+            if let Some(t) = self.threads {
+                if t < n + 1024 {
+                    return Some(format!(
+                        "one-to-one needs a kernel thread per connection ({conns}); the thread \
+                         limit (min of ulimit -u and kernel.threads-max) is {t}"
+                    ));
+                }
+            }
+        }
+        let maps_per = if server == "lwp-11" { 4 } else { 2 };
+        if let Some(m) = self.max_map_count {
+            if server != "tokio" && m < maps_per * n + 4096 {
+                return Some(format!(
+                    "{conns} stacks need about {} memory mappings, vm.max_map_count is {m}",
+                    maps_per * n + 4096
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// What one run produced.
+struct RunOut {
+    client: ClientResult,
+    rss_before: Option<u64>,
+    rss_holding: Option<u64>,
+    threads_holding: Option<u64>,
+}
+
+fn child(exe: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(exe);
+    c.arg("internal-peer")
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .env("LWP_SYSMON_QUIET", "1");
+    c
+}
+
+/// One run: a fresh server, a client with `conns` connections; both killed on return.
+fn run_one(exe: &Path, server: &str, conns: usize, p: &Params) -> Result<RunOut, String> {
+    let mut srv = PeerProcess::spawn(
+        &format!("the {server} echo server"),
+        child(exe, &["echo-server", "--impl", server]),
+    )?;
+    let port: u16 = {
+        let line = srv.wait_line("PORT ", p.server_start)?;
+        line.parse()
+            .map_err(|_| format!("the {server} echo server printed a bad port: {line:?}"))?
+    };
+    let pid = srv.pid();
+    let idle_run = conns == p.idle_conns;
+    if idle_run {
+        // Let the runtime finish starting (its threads' first pages) before the baseline.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rss_before = echo::rss_of(pid);
+    let warmup = p.warmup_for(conns);
+    let pause = p.setup_limit + Duration::from_secs(10);
+    let addr = format!("127.0.0.1:{port}");
+    let args = [
+        "echo-client".to_string(),
+        "--addr".into(),
+        addr,
+        "--conns".into(),
+        conns.to_string(),
+        "--msg".into(),
+        p.msg.to_string(),
+        "--warmup-ms".into(),
+        warmup.as_millis().to_string(),
+        "--window-ms".into(),
+        p.window.as_millis().max(1).to_string(),
+        "--setup-ms".into(),
+        p.setup_limit.as_millis().to_string(),
+        "--pause-ms".into(),
+        pause.as_millis().to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cli = PeerProcess::spawn("the echo load generator", child(exe, &args))?;
+    // Wait for the connections: the client has its own set-up budget, so this only guards
+    // against a client that hangs.
+    cli.wait_line("READY ", p.setup_limit + Duration::from_secs(10))?;
+    if idle_run {
+        // Every connection has had its echo; let the last tasks park.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rss_holding = echo::rss_of(pid);
+    let threads_holding = echo::threads_of(pid);
+    cli.send_line("GO")?;
+    let (status, lines) = cli.finish(warmup + p.window + Duration::from_secs(15))?;
+    if !status.success() {
+        return Err(format!("the echo load generator exited with {status}"));
+    }
+    let json = lines
+        .iter()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .ok_or_else(|| "the echo load generator printed no result".to_string())?;
+    let client: ClientResult = serde_json::from_str(json)
+        .map_err(|e| format!("bad result from the echo load generator ({e})"))?;
+    if !srv.is_running() {
+        return Err(format!(
+            "the {server} echo server died during the run: {}",
+            srv.stderr_tail()
+        ));
+    }
+    Ok(RunOut {
+        client,
+        rss_before,
+        rss_holding,
+        threads_holding,
+    })
+}
+
+/// Runs the experiment.
+pub fn run(ctx: &Ctx) -> Outcome {
+    let reps = ctx.reps(Params::for_mode(ctx.mode).reps);
+    run_with(ctx.mode, reps, ctx.self_exe.as_deref(), |n| {
+        ctx.bar("echo", n)
+    })
+}
+
+/// Runs the experiment in `mode` with `reps` repetitions, re-executing `exe` (the lab
+/// binary) for the servers and the load generator; without it every row is `Missing`.
+/// `bar(n)` makes the progress bar for n runs.
+pub fn run_with(
+    mode: Mode,
+    reps: usize,
+    exe: Option<&Path>,
+    bar: impl FnOnce(u64) -> indicatif::ProgressBar,
+) -> Outcome {
+    let mut p = Params::for_mode(mode);
+    p.reps = reps.max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let limits = Limits::read();
+    let t0 = Instant::now();
+    let mut rows = Vec::new();
+    for &c in &p.conns {
+        for (id, label, model) in servers(cores) {
+            let mut r = EchoRow::new(id, &label, model, c);
+            if exe.is_none() {
+                r.status = Status::Missing(
+                    "not running inside the lab binary (servers and load generator run as \
+                     `lab internal-peer` children)"
+                        .into(),
+                );
+            } else if let Some(why) = limits.blocks(id, c) {
+                r.status = Status::NotApplicable(why);
+            }
+            rows.push(r);
+        }
+    }
+    let mut idle: Vec<IdleRow> = servers(cores)
+        .into_iter()
+        .map(|(id, label, model)| IdleRow {
+            server: id.to_string(),
+            label,
+            model,
+            conns: p.idle_conns,
+            status: rows
+                .iter()
+                .find(|r| r.server == id && r.conns == p.idle_conns)
+                .map(|r| r.status.clone())
+                .unwrap_or_else(|| Status::NotApplicable("no run at this count".into())),
+            rss_before: Vec::new(),
+            rss_holding: Vec::new(),
+            per_conn: Vec::new(),
+            opened: Vec::new(),
+            threads: Vec::new(),
+        })
+        .collect();
+    let runnable = rows.iter().filter(|r| r.measured()).count() as u64;
+    let pb = bar(runnable * p.reps as u64);
+    if let Some(exe) = exe {
+        for rep in 0..p.reps {
+            for row in rows.iter_mut() {
+                if !row.measured() {
+                    continue;
+                }
+                let (server, conns) = (row.server.clone(), row.conns);
+                // A row that failed outright twice is not retried: it would only burn time.
+                if row.failed_reps >= 2 {
+                    pb.inc(1);
+                    continue;
+                }
+                pb.set_message(format!(
+                    "rep {}/{}: {server}, {conns} conns",
+                    rep + 1,
+                    p.reps
+                ));
+                match run_one(exe, &server, conns, &p) {
+                    Ok(out) => {
+                        row.record(&out.client);
+                        if conns == p.idle_conns {
+                            if let Some(ir) = idle.iter_mut().find(|r| r.server == server) {
+                                if let (Some(b), Some(h)) = (out.rss_before, out.rss_holding) {
+                                    ir.rss_before.push(b as f64);
+                                    ir.rss_holding.push(h as f64);
+                                    ir.opened.push(out.client.conns);
+                                    ir.per_conn.push(
+                                        (h as f64 - b as f64) / out.client.conns.max(1) as f64,
+                                    );
+                                    if let Some(t) = out.threads_holding {
+                                        ir.threads.push(t as f64);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => row.record_failure(e),
+                }
+                pb.inc(1);
+            }
+        }
+    }
+    pb.finish_and_clear();
+    for r in rows.iter_mut() {
+        r.finish();
+    }
+    for ir in idle.iter_mut() {
+        if ir.status == Status::Measured && ir.per_conn.is_empty() {
+            ir.status = rows
+                .iter()
+                .find(|r| r.server == ir.server && r.conns == ir.conns)
+                .map(|r| match &r.status {
+                    Status::Measured => Status::Failed("the server's RSS could not be read".into()),
+                    s => s.clone(),
+                })
+                .unwrap_or_else(|| Status::Failed("no run".into()));
+        }
+    }
+    let targets: Vec<TargetRow> = p
+        .conns
+        .iter()
+        .filter(|&&c| c > 1)
+        .map(|&c| judge(&rows, c))
+        .collect();
+    let wall = t0.elapsed();
+    let section = section(mode, &p, cores, &limits, &rows, &idle, &targets, wall);
+    Outcome {
+        rows,
+        idle,
+        targets,
+        section,
+    }
+}
+
+/// Formats requests per second: `812`, `45.3k`, `1.23M`.
+pub fn fmt_rps(v: f64) -> String {
+    if !v.is_finite() {
+        "n/a".into()
+    } else if v >= 1e6 {
+        format!("{}M", crate::stats::sig3(v / 1e6))
+    } else if v >= 1e3 {
+        format!("{}k", crate::stats::sig3(v / 1e3))
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn range(s: &Summary, f: impl Fn(f64) -> String) -> String {
+    format!("{} ({} - {})", f(s.median), f(s.min), f(s.max))
+}
+
+/// The target table.
+pub fn targets_table(targets: &[TargetRow]) -> Table {
+    let mut t = Table::new(&[
+        "issue 4 target (many-to-many vs tokio)",
+        "lwp-mn req/s, p99",
+        "tokio req/s, p99",
+        "req/s ratio (>= 1)",
+        "p99 ratio (<= 1)",
+        "verdict",
+        "repetitions meeting it",
+        "note",
+    ])
+    .caption("Targets, judged on this run's medians");
+    let pair = |x: Option<(f64, f64)>| {
+        x.map(|(r, l)| format!("{} req/s, {}", fmt_rps(r), fmt_ns(l)))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    let ratio = |x: Option<f64>| x.map(fmt_ratio).unwrap_or_else(|| "n/a".into());
+    for r in targets {
+        t.row(vec![
+            format!(
+                "{} connections: at least tokio's requests/s, no worse p99",
+                r.conns
+            ),
+            pair(r.ours),
+            pair(r.tokio),
+            ratio(r.rps_ratio),
+            ratio(r.p99_ratio),
+            format!("**{}**", r.verdict.word()),
+            r.reps_meeting.clone(),
+            r.note.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    t
+}
+
+#[allow(clippy::too_many_arguments)]
+fn section(
+    mode: Mode,
+    p: &Params,
+    cores: usize,
+    limits: &Limits,
+    rows: &[EchoRow],
+    idle: &[IdleRow],
+    targets: &[TargetRow],
+    wall: Duration,
+) -> Section {
+    let mut t = Table::new(&[
+        "server",
+        "connections",
+        "requests/s: median (min - max)",
+        "p50 latency",
+        "p99 latency: median (min - max)",
+        "max latency",
+        "vs tokio req/s",
+        "connection set-up",
+        "errors",
+        "reps",
+    ]);
+    let mut rps_bars = Vec::new();
+    let mut p99_bars = Vec::new();
+    for r in rows {
+        let tokio = rows
+            .iter()
+            .find(|x| x.server == "tokio" && x.conns == r.conns)
+            .and_then(EchoRow::rps_summary);
+        let label = format!("{} ({})", r.server, r.conns);
+        match (r.rps_summary(), r.p99_summary(), r.p50_summary()) {
+            (Some(rps), Some(p99), Some(p50)) => {
+                let errors: u64 = r.errors.iter().sum();
+                let err_cell = if errors == 0 && r.failed_reps == 0 {
+                    "0".to_string()
+                } else {
+                    let mut parts = Vec::new();
+                    if errors > 0 {
+                        parts.push(format!(
+                            "{errors} connections lost or not opened over {} reps (open: {})",
+                            r.errors.len(),
+                            r.opened
+                                .iter()
+                                .map(|o| o.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
+                    }
+                    if r.failed_reps > 0 {
+                        parts.push(format!("{} reps failed", r.failed_reps));
+                    }
+                    if let Some(first) = r.problems.first() {
+                        parts.push(format!("first: {first}"));
+                    }
+                    parts.join("; ")
+                };
+                let max = Summary::of(&r.max_ns).map(|s| fmt_ns(s.median));
+                let setup = Summary::of(&r.setup_ns).map(|s| fmt_ns(s.median));
+                t.row(vec![
+                    r.label.clone(),
+                    r.conns.to_string(),
+                    range(&rps, fmt_rps),
+                    fmt_ns(p50.median),
+                    range(&p99, fmt_ns),
+                    max.unwrap_or_else(|| "n/a".into()),
+                    tokio
+                        .filter(|t| t.median > 0.0)
+                        .map(|t| fmt_ratio(rps.median / t.median))
+                        .unwrap_or_else(|| "n/a".into()),
+                    setup.unwrap_or_else(|| "n/a".into()),
+                    err_cell,
+                    format!("{}", rps.n),
+                ]);
+                rps_bars.push(Bar {
+                    label: label.clone(),
+                    value: 1e9 / rps.median,
+                    min: 1e9 / rps.max,
+                    max: 1e9 / rps.min,
+                    group: r.model.group(),
+                    text: format!("{} req/s", fmt_rps(rps.median)),
+                });
+                p99_bars.push(Bar {
+                    label,
+                    value: p99.median,
+                    min: p99.min,
+                    max: p99.max,
+                    group: r.model.group(),
+                    text: fmt_ns(p99.median),
+                });
+            }
+            _ => {
+                let mut cells = vec![r.label.clone(), r.conns.to_string(), r.status.text()];
+                cells.extend(std::iter::repeat_n("-".to_string(), 7));
+                t.row(cells);
+                for bars in [&mut rps_bars, &mut p99_bars] {
+                    bars.push(Bar {
+                        label: format!("{label} ({})", r.status.short()),
+                        value: f64::NAN,
+                        min: f64::NAN,
+                        max: f64::NAN,
+                        group: r.model.group(),
+                        text: String::new(),
+                    });
+                }
+            }
+        }
+    }
+
+    let mut it = Table::new(&[
+        "server",
+        "idle connections",
+        "RSS before",
+        "RSS holding them",
+        "per connection: median (min - max)",
+        "threads holding them",
+    ])
+    .caption(format!(
+        "Server memory with {} idle connections",
+        p.idle_conns
+    ));
+    let mut idle_bars = Vec::new();
+    for r in idle {
+        match r.per_conn_summary() {
+            Some(s) => {
+                let med = |v: &[f64]| Summary::of(v).map(|s| s.median);
+                let b = |v: Option<f64>| {
+                    v.map(|x| fmt_bytes(x.max(0.0) as u64))
+                        .unwrap_or_else(|| "n/a".into())
+                };
+                let signed = |x: f64| {
+                    if x < 0.0 {
+                        format!("-{}", fmt_bytes((-x) as u64))
+                    } else {
+                        fmt_bytes(x as u64)
+                    }
+                };
+                it.row(vec![
+                    r.label.clone(),
+                    Summary::of(&r.opened.iter().map(|&o| o as f64).collect::<Vec<_>>())
+                        .map(|s| format!("{:.0}", s.median))
+                        .unwrap_or_else(|| "n/a".into()),
+                    b(med(&r.rss_before)),
+                    b(med(&r.rss_holding)),
+                    format!(
+                        "{} ({} - {})",
+                        signed(s.median),
+                        signed(s.min),
+                        signed(s.max)
+                    ),
+                    med(&r.threads)
+                        .map(|t| format!("{t:.0}"))
+                        .unwrap_or_else(|| "n/a".into()),
+                ]);
+                idle_bars.push(Bar {
+                    label: r.server.clone(),
+                    value: s.median,
+                    min: s.min,
+                    max: s.max,
+                    group: r.model.group(),
+                    text: signed(s.median),
+                });
+            }
+            None => {
+                let mut cells = vec![r.label.clone(), r.conns.to_string(), r.status.text()];
+                cells.extend(std::iter::repeat_n("-".to_string(), 3));
+                it.row(cells);
+                idle_bars.push(Bar {
+                    label: format!("{} ({})", r.server, r.status.short()),
+                    value: f64::NAN,
+                    min: f64::NAN,
+                    max: f64::NAN,
+                    group: r.model.group(),
+                    text: String::new(),
+                });
+            }
+        }
+    }
+
+    let (findings, flags) = findings(p, rows, idle, targets);
+    let mut notes = vec![
+        format!(
+            "This machine has {cores} CPUs and the load generator shares them with the server: \
+             the client is one thread in a busy epoll loop, so the server effectively gets what \
+             is left ({} CPU(s) at best). Throughput here is that of client and server together; \
+             ratios between servers are fair (same client, same machine, interleaved), absolute \
+             numbers are not a server's capacity.",
+            cores.saturating_sub(1).max(1)
+        ),
+        "Closed loop: each connection has one request in flight, so at N connections the \
+         latency is about N / throughput (Little's law); at 10,000 connections p99 is mostly \
+         queueing in client and server, not service time."
+            .into(),
+        format!(
+            "Connection set-up is not measured in the window: the client opens the connections \
+             first, each served one {}-byte echo, at most {} waiting for it (so the accept \
+             queue, {} deep for every server, never overflows and no SYN is dropped), within a \
+             {:.0} s budget. The set-up column is that time; a count that does not fit the \
+             budget runs with the connections that opened, and the errors column says so.",
+            p.msg,
+            echo::RAMP_PENDING,
+            echo::BACKLOG,
+            p.setup_limit.as_secs_f64()
+        ),
+        format!(
+            "Idle rows: the server's RSS (/proc/PID/statm) once it listens, and again with all \
+             {} connections open, each having exchanged one echo and then silent (the \
+             client's pause before the load); per connection = difference / connections. \
+             Stacks: {} KiB for our ULTs and may's coroutines (touched pages only count); \
+             one-to-one also has a 128 KiB kernel-thread stack per connection.",
+            p.idle_conns,
+            echo::CONN_STACK / 1024
+        ),
+        format!(
+            "Limits read at start: open files hard limit {}, ephemeral ports {}, threads {}, \
+             vm.max_map_count {}. Each child raises its soft open-files limit to the hard limit; \
+             server and client are separate processes, so each needs one descriptor per \
+             connection (plus slack), not two.",
+            opt(limits.nofile_hard),
+            opt(limits.ephemeral_ports),
+            opt(limits.threads),
+            opt(limits.max_map_count)
+        ),
+        "Every server and client is a child process (`lab internal-peer echo-server|\
+         echo-client`) with a timeout, killed and reaped when its run ends, so no runtime's \
+         threads outlive a run. Nothing is pinned: server and client threads go where the \
+         kernel puts them."
+            .into(),
+        format!(
+            "The experiment took {:.0} s of wall time.",
+            wall.as_secs_f64()
+        ),
+    ];
+    if mode == Mode::Smoke {
+        notes.push("Smoke mode: tiny counts and windows, the numbers mean nothing.".into());
+    }
+
+    let raw = serde_json::json!({
+        "params": p,
+        "limits": limits,
+        "cores": cores,
+        "wall_s": wall.as_secs_f64(),
+        "rows": rows.iter().map(|r| serde_json::json!({
+            "row": r,
+            "rps": r.rps_summary(),
+            "p50_ns": r.p50_summary(),
+            "p99_ns": r.p99_summary(),
+        })).collect::<Vec<_>>(),
+        "idle": idle.iter().map(|r| serde_json::json!({
+            "row": r, "per_conn": r.per_conn_summary(),
+        })).collect::<Vec<_>>(),
+        "targets": targets,
+    });
+
+    let mut tables = vec![targets_table(targets), t, it];
+    tables[1].caption = Some(format!(
+        "Echo of {} bytes, closed loop, {} repetitions interleaved",
+        p.msg, p.reps
+    ));
+    Section {
+        id: "echo".into(),
+        title: "TCP echo server: three threading models beside tokio and may".into(),
+        command: "cargo run --release -p benches --bin lab -- echo".into(),
+        claim: "A server written with simple blocking calls, one thread per connection, is \
+                easier to write (\"使用简单容易理解的阻塞调用可以简化整体结构\": blocking calls \
+                keep the structure simple), but kernel threads make every thread operation a \
+                system call, and user-level threads alone block together; the lecture \
+                concludes that combining the two levels brings a gain that hardly pays for its \
+                complexity (\"事实上这种做法带来的性能提升也难以弥补其复杂性带来的困难\"). \
+                Here the same blocking-style echo server runs on ULTs under the three models, \
+                against an event-driven (finite-state-machine style) tokio server and may's \
+                coroutines."
+            .into(),
+        measured: vec![
+            format!(
+                "A TCP echo over loopback: each connection sends {} bytes and waits for them \
+                 back before sending again (closed loop) for a {} ms window after a warm-up \
+                 of {} ms plus {} µs per connection; at {} connections. The load generator is \
+                 the same program for every server: one thread, non-blocking sockets, a \
+                 level-triggered epoll loop, every request's latency in an HDR histogram.",
+                p.msg,
+                p.window.as_millis(),
+                p.warmup.as_millis(),
+                p.warmup_per_conn.as_micros(),
+                p.conns
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "Servers: the same accept loop and one task per connection (read up to 4 KiB, \
+             write it back) on lwp many-to-one, one-to-one and many-to-many (`lwp::net`, a ULT \
+             per connection), on tokio's multi-thread runtime and on may; each in its own \
+             process, started fresh for every run, listening with the same backlog."
+                .into(),
+            format!(
+                "{} repetitions, interleaved (for each repetition: for each connection count: \
+                 each server in turn); tables show the median over repetitions with min and max.",
+                p.reps
+            ),
+        ],
+        tables,
+        plots: vec![
+            Plot {
+                file: "echo-throughput.svg".into(),
+                alt: "Echo throughput per server and connection count, as time per request"
+                    .into(),
+                spec: PlotSpec::HBars(HBars {
+                    title: "Echo: wall time per request = 1 / throughput (shorter is better; log scale)"
+                        .into(),
+                    axis: "time per request, client and server together (log scale)".into(),
+                    bars: rps_bars,
+                    groups: Model::legend(),
+                }),
+            },
+            Plot {
+                file: "echo-p99.svg".into(),
+                alt: "Echo p99 latency per server and connection count".into(),
+                spec: PlotSpec::HBars(HBars {
+                    title: "Echo: p99 latency (median over reps, whiskers min-max; log scale)"
+                        .into(),
+                    axis: "p99 latency (log scale)".into(),
+                    bars: p99_bars,
+                    groups: Model::legend(),
+                }),
+            },
+            Plot {
+                file: "echo-idle.svg".into(),
+                alt: "Server memory per idle connection".into(),
+                spec: PlotSpec::HBarsBytes(HBars {
+                    title: format!(
+                        "Server RSS per idle connection, {} held open (log scale)",
+                        p.idle_conns
+                    ),
+                    axis: "bytes per connection (log scale)".into(),
+                    bars: idle_bars,
+                    groups: Model::legend(),
+                }),
+            },
+        ],
+        findings,
+        flags,
+        notes,
+        raw,
+    }
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+/// What the numbers say, and what looks wrong.
+fn findings(
+    p: &Params,
+    rows: &[EchoRow],
+    idle: &[IdleRow],
+    targets: &[TargetRow],
+) -> (Vec<String>, Vec<String>) {
+    let mut f = Vec::new();
+    let mut flags = Vec::new();
+    for t in targets {
+        if let (Some(a), Some(b)) = (t.rps_ratio, t.p99_ratio) {
+            f.push(format!(
+                "At {} connections, many-to-many served {} tokio's requests/s with {} its p99: \
+                 the target is **{}** on this run's medians ({} repetitions met it).",
+                t.conns,
+                fmt_ratio(a),
+                fmt_ratio(b),
+                t.verdict.word(),
+                t.reps_meeting
+            ));
+        } else {
+            f.push(format!(
+                "At {} connections the target could not be judged: {}.",
+                t.conns,
+                t.note.clone().unwrap_or_else(|| "a row is missing".into())
+            ));
+        }
+    }
+    for &c in &p.conns {
+        let at: Vec<(&EchoRow, Summary)> = rows
+            .iter()
+            .filter(|r| r.conns == c)
+            .filter_map(|r| Some((r, r.rps_summary()?)))
+            .collect();
+        if at.len() >= 2 {
+            let best = at
+                .iter()
+                .max_by(|a, b| a.1.median.total_cmp(&b.1.median))
+                .map(|(r, s)| (r.server.clone(), s.median));
+            let worst = at
+                .iter()
+                .min_by(|a, b| a.1.median.total_cmp(&b.1.median))
+                .map(|(r, s)| (r.server.clone(), s.median));
+            if let (Some((bs, bv)), Some((ws, wv))) = (best, worst) {
+                f.push(format!(
+                    "{c} connection{}: fastest {bs} ({} req/s), slowest {ws} ({} req/s, {} \
+                     slower).",
+                    if c == 1 { "" } else { "s" },
+                    fmt_rps(bv),
+                    fmt_rps(wv),
+                    fmt_ratio(bv / wv.max(1e-9))
+                ));
+            }
+        }
+    }
+    // The lecture's three models, side by side at the largest count.
+    if let Some(&c) = p.conns.last() {
+        let get = |s: &str| {
+            rows.iter()
+                .find(|r| r.server == s && r.conns == c)
+                .and_then(EchoRow::rps_summary)
+        };
+        if let (Some(m1), Some(k), Some(mn)) = (get("lwp-m1"), get("lwp-11"), get("lwp-mn")) {
+            f.push(format!(
+                "Our three models at {c} connections: many-to-one {} req/s, one-to-one {} \
+                 (a kernel thread per connection), many-to-many {}: one-to-one reaches {} of \
+                 many-to-many's throughput.",
+                fmt_rps(m1.median),
+                fmt_rps(k.median),
+                fmt_rps(mn.median),
+                fmt_ratio(k.median / mn.median.max(1e-9))
+            ));
+        }
+    }
+    let per: Vec<String> = idle
+        .iter()
+        .filter_map(|r| {
+            let s = r.per_conn_summary()?;
+            Some(format!(
+                "{} {}",
+                r.server,
+                if s.median < 0.0 {
+                    "less than nothing (noise)".to_string()
+                } else {
+                    fmt_bytes(s.median as u64)
+                }
+            ))
+        })
+        .collect();
+    if !per.is_empty() {
+        f.push(format!(
+            "Memory per idle connection held by the server ({} connections): {}.",
+            p.idle_conns,
+            per.join(", ")
+        ));
+    }
+    for r in rows {
+        if let Status::Failed(e) = &r.status {
+            flags.push(format!("`{}` failed: {e}", r.id));
+        }
+        if r.failed_reps > 0 && r.measured() {
+            flags.push(format!(
+                "`{}`: {} of {} repetitions failed ({})",
+                r.id,
+                r.failed_reps,
+                r.failed_reps + r.rps.len(),
+                r.problems.first().cloned().unwrap_or_default()
+            ));
+        }
+        let errs: u64 = r.errors.iter().sum();
+        if errs > 0 {
+            flags.push(format!(
+                "`{}`: {errs} connections lost or never opened over {} repetitions ({})",
+                r.id,
+                r.errors.len(),
+                r.problems.first().cloned().unwrap_or_default()
+            ));
+        }
+        if r.measured() && r.rps.iter().any(|&v| v <= 0.0) {
+            flags.push(format!(
+                "`{}`: a repetition completed no request in its window",
+                r.id
+            ));
+        }
+        if let (Some(p50), Some(p99)) = (r.p50_summary(), r.p99_summary()) {
+            if p50.median > p99.median {
+                flags.push(format!(
+                    "`{}`: median p50 above median p99: impossible within one run",
+                    r.id
+                ));
+            }
+        }
+        if let Some(s) = r.rps_summary() {
+            if s.spread() > 2.0 {
+                flags.push(format!(
+                    "`{}` was unstable: its best repetition served {} its worst",
+                    r.id,
+                    fmt_ratio(s.spread())
+                ));
+            }
+            // Little's law: a closed loop cannot complete more than conns / p50-ish; a rate
+            // far above conns / p50 means the clock or the counting is wrong.
+            if let Some(p50) = r.p50_summary() {
+                if p50.median > 0.0 && s.median > 4.0 * r.conns as f64 * 1e9 / p50.median {
+                    flags.push(format!(
+                        "`{}`: {} req/s is more than 4x what {} connections with a {} median \
+                         latency allow (Little's law): counting looks wrong",
+                        r.id,
+                        fmt_rps(s.median),
+                        r.conns,
+                        fmt_ns(p50.median)
+                    ));
+                }
+            }
+        }
+    }
+    for r in idle {
+        if let Some(s) = r.per_conn_summary() {
+            if s.median < 0.0 {
+                flags.push(format!(
+                    "`{}` idle: RSS went down while holding connections (median {} per \
+                     connection): the reading is noise",
+                    r.server,
+                    fmt_bytes((-s.median) as u64)
+                ));
+            }
+        }
+    }
+    (f, flags)
+}

@@ -1,0 +1,209 @@
+//! The `echo` experiment's judgement and bookkeeping, without timing anything (verdicts,
+//! machine limits, rows that cannot run), plus one smoke run through the lab binary when
+//! the binary forwards `internal-peer echo-*`.
+
+use benches::echo::ClientResult;
+use benches::experiments::echo::{self, judge, EchoRow, Limits, Params, Verdict};
+use benches::experiments::{Mode, Status};
+use indicatif::ProgressBar;
+use std::path::Path;
+use std::process::Command;
+
+fn result(rps: f64, p99_ns: u64) -> ClientResult {
+    ClientResult {
+        requested: 100,
+        conns: 100,
+        requests: rps as u64,
+        window_ns: 1_000_000_000,
+        p50_ns: p99_ns / 2,
+        p90_ns: p99_ns,
+        p99_ns,
+        p999_ns: p99_ns,
+        max_ns: p99_ns,
+        ..ClientResult::default()
+    }
+}
+
+/// The load rows of an empty run, with lwp-mn and tokio at 100 connections given
+/// (requests/s, p99 ns) per repetition.
+fn rows(ours: &[(f64, u64)], tokio: &[(f64, u64)]) -> Vec<EchoRow> {
+    let out = echo::run_with(Mode::Smoke, 1, None, |_| ProgressBar::hidden());
+    let mut rows: Vec<EchoRow> = out.rows;
+    for r in rows.iter_mut() {
+        r.conns = 100;
+        r.status = Status::Measured;
+        let given = match r.server.as_str() {
+            "lwp-mn" => ours,
+            "tokio" => tokio,
+            _ => &[],
+        };
+        for &(rps, p99) in given {
+            r.record(&result(rps, p99));
+        }
+    }
+    rows.retain(|r| r.server == "lwp-mn" || r.server == "tokio");
+    rows.truncate(2);
+    rows
+}
+
+#[test]
+fn the_target_needs_both_throughput_and_tail_latency() {
+    let r = rows(&[(100_000.0, 900), (110_000.0, 1000)], &[(100_000.0, 1000)]);
+    let t = judge(&r, 100);
+    assert_eq!(t.verdict, Verdict::Pass, "{t:?}");
+    assert!((t.rps_ratio.unwrap() - 1.05).abs() < 1e-9);
+    assert!((t.p99_ratio.unwrap() - 0.95).abs() < 1e-9);
+    assert_eq!(t.reps_meeting, "1/1", "repetitions are paired by index");
+
+    // Faster but with a worse tail: FAIL.
+    let t = judge(&rows(&[(200_000.0, 1001)], &[(100_000.0, 1000)]), 100);
+    assert_eq!(t.verdict, Verdict::Fail);
+    // Better tail but slower: FAIL.
+    let t = judge(&rows(&[(99_000.0, 10)], &[(100_000.0, 1000)]), 100);
+    assert_eq!(t.verdict, Verdict::Fail);
+    assert_eq!(t.reps_meeting, "0/1");
+    // Equal is enough.
+    let t = judge(&rows(&[(100_000.0, 1000)], &[(100_000.0, 1000)]), 100);
+    assert_eq!(t.verdict, Verdict::Pass);
+}
+
+#[test]
+fn no_verdict_without_both_rows() {
+    let mut r = rows(&[(100_000.0, 900)], &[]);
+    r[1].finish(); // tokio: no repetition completed
+    assert!(matches!(r[1].status, Status::Failed(_)));
+    let t = judge(&r, 100);
+    assert_eq!(t.verdict, Verdict::Unknown);
+    assert!(t.note.unwrap().contains("tokio"));
+    assert_eq!(
+        judge(&r, 10_000).verdict,
+        Verdict::Unknown,
+        "no rows at that count"
+    );
+}
+
+#[test]
+fn connection_errors_are_kept_and_noted() {
+    let mut r = rows(&[(100_000.0, 900)], &[(90_000.0, 1000)]);
+    let mut bad = result(80_000.0, 1000);
+    bad.errors = 7;
+    bad.first_error = Some("connection set-up ran out of its budget".into());
+    r[1].record(&bad);
+    let t = judge(&r, 100);
+    assert!(t.note.unwrap().contains("tokio"));
+    assert_eq!(r[1].problems.len(), 1);
+}
+
+#[test]
+fn limits_too_small_make_rows_not_applicable() {
+    let roomy = Limits {
+        nofile_hard: Some(1 << 20),
+        ephemeral_ports: Some(28_232),
+        threads: Some(100_000),
+        max_map_count: Some(65_530),
+    };
+    assert_eq!(roomy.blocks("lwp-11", 10_000), None);
+    assert_eq!(roomy.blocks("tokio", 10_000), None);
+    let files = Limits {
+        nofile_hard: Some(4096),
+        ..roomy.clone()
+    };
+    assert!(files
+        .blocks("tokio", 10_000)
+        .unwrap()
+        .contains("open files"));
+    assert_eq!(files.blocks("tokio", 100), None);
+    let ports = Limits {
+        ephemeral_ports: Some(10_000),
+        ..roomy.clone()
+    };
+    assert!(ports.blocks("may", 10_000).unwrap().contains("local ports"));
+    let threads = Limits {
+        threads: Some(8_000),
+        ..roomy.clone()
+    };
+    assert!(threads
+        .blocks("lwp-11", 10_000)
+        .unwrap()
+        .contains("kernel thread"));
+    assert_eq!(
+        threads.blocks("lwp-mn", 10_000),
+        None,
+        "only one-to-one needs threads"
+    );
+    let maps = Limits {
+        max_map_count: Some(30_000),
+        ..roomy
+    };
+    assert!(maps
+        .blocks("lwp-11", 10_000)
+        .unwrap()
+        .contains("vm.max_map_count"));
+    assert_eq!(maps.blocks("lwp-mn", 10_000), None);
+    assert_eq!(
+        maps.blocks("tokio", 10_000),
+        None,
+        "tokio tasks have no stacks"
+    );
+}
+
+#[test]
+fn quick_mode_measures_the_issue_counts() {
+    let p = Params::for_mode(Mode::Quick);
+    assert_eq!(p.conns, vec![1, 100, 10_000]);
+    assert_eq!(p.idle_conns, 10_000);
+    assert!(p.warmup_for(10_000) > p.warmup_for(1));
+    let full = Params::for_mode(Mode::Full);
+    assert!(full.reps > p.reps && full.window > p.window);
+}
+
+#[test]
+fn outside_the_lab_binary_every_row_is_missing() {
+    let out = echo::run_with(Mode::Quick, 3, None, |_| ProgressBar::hidden());
+    assert_eq!(out.rows.len(), 15);
+    assert!(out
+        .rows
+        .iter()
+        .all(|r| matches!(r.status, Status::Missing(_))));
+    assert_eq!(out.idle.len(), 5);
+    assert_eq!(out.targets.len(), 2);
+    assert!(out.targets.iter().all(|t| t.verdict == Verdict::Unknown));
+    let s = &out.section;
+    assert_eq!(s.id, "echo");
+    assert_eq!(s.tables.len(), 3);
+    assert_eq!(s.plots.len(), 3);
+    let md = s.tables[1].to_markdown();
+    assert!(md.contains("**missing**"), "{md}");
+}
+
+fn lab_forwards_echo(lab: &Path) -> bool {
+    Command::new(lab)
+        .args(["internal-peer", "echo-server", "--impl", "nope"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stderr).contains("unknown echo server"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_smoke_run_through_the_lab_binary_measures_every_row() {
+    let lab = Path::new(env!("CARGO_BIN_EXE_lab"));
+    if !lab_forwards_echo(lab) {
+        eprintln!(
+            "skipped: this lab binary does not forward `internal-peer echo-*` to \
+             benches::echo::internal_peer yet"
+        );
+        return;
+    }
+    let out = echo::run_with(Mode::Smoke, 1, Some(lab), |_| ProgressBar::hidden());
+    for r in &out.rows {
+        assert_eq!(r.status, Status::Measured, "{}: {:?}", r.id, r.problems);
+        assert_eq!(r.rps.len(), 1, "{}", r.id);
+        assert!(r.rps[0] > 0.0, "{}", r.id);
+        assert_eq!(r.errors, vec![0], "{}: {:?}", r.id, r.problems);
+    }
+    for i in &out.idle {
+        assert_eq!(i.status, Status::Measured, "{}", i.server);
+        assert_eq!(i.opened, vec![64]);
+    }
+    assert!(out.targets.iter().all(|t| t.verdict != Verdict::Unknown));
+}
