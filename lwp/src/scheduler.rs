@@ -52,7 +52,9 @@ use ult::timer::TimerQueue;
 use ult::Unparker;
 
 use crate::idle::IdleSet;
-use crate::metrics::{bump, LwpCounters, MetricsSnapshot, SharedCounters, TimelineRecorder};
+use crate::metrics::{
+    bump, bump_by, LwpCounters, MetricsSnapshot, SharedCounters, TimelineRecorder,
+};
 use crate::reactor::Reactor;
 
 /// Scheduling rounds between two looks at the global queue and the timers.
@@ -93,11 +95,11 @@ pub(crate) struct LwpSlot {
     in_poller: AtomicBool,
     /// True while the LWP is inside a ULT (for sysmon).
     pub(crate) in_ult: AtomicBool,
-    /// Id of the ULT it runs (for sysmon's report).
-    pub(crate) current_ult: AtomicU64,
     /// Set by sysmon when this LWP stayed in one ULT past the threshold; the LWP reports it
     /// (naming the ULT) when the ULT gives control back.
     pub(crate) stuck: AtomicBool,
+    /// When sysmon first saw the LWP inside its current ULT run (ns since `origin`).
+    pub(crate) stuck_since_ns: AtomicU64,
     pub(crate) counters: LwpCounters,
     pub(crate) timeline: Option<TimelineRecorder>,
 }
@@ -112,8 +114,6 @@ pub(crate) struct Shared {
     last_local_wake_ns: AtomicU64,
     pub(crate) shutdown: AtomicBool,
     pub(crate) counters: SharedCounters,
-    /// Per LWP: when sysmon first saw it inside its current ULT run (ns since `origin`).
-    pub(crate) stuck_since_ns: Box<[AtomicU64]>,
     pub(crate) origin: Instant,
     pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
     cores: Vec<core_affinity::CoreId>,
@@ -155,17 +155,15 @@ impl Shared {
                 sleeping: AtomicBool::new(false),
                 in_poller: AtomicBool::new(false),
                 in_ult: AtomicBool::new(false),
-                current_ult: AtomicU64::new(0),
+                stuck_since_ns: AtomicU64::new(0),
                 stuck: AtomicBool::new(false),
                 counters: LwpCounters::default(),
                 timeline: config.timeline.then(|| TimelineRecorder::new(origin)),
             })
             .collect();
-        let stuck_since_ns = (0..config.max_lwps).map(|_| AtomicU64::new(0)).collect();
         Ok(Arc::new(Shared {
             reactor,
             poller_claimed: AtomicBool::new(false),
-            stuck_since_ns,
             cores: if config.pin {
                 core_affinity::get_core_ids().unwrap_or_default()
             } else {
@@ -472,7 +470,6 @@ impl WorkerCtx {
         }
         let slot = self.slot();
         bump(&slot.counters.switches);
-        slot.current_ult.store(ult.id().as_u64(), Ordering::Relaxed);
         slot.in_ult.store(true, Ordering::Relaxed);
         let outcome = ult.resume_then(|header| {
             slot.in_ult.store(false, Ordering::Relaxed);
@@ -728,8 +725,4 @@ impl WorkerCtx {
             u.cancel();
         }
     }
-}
-
-fn bump_by(counter: &AtomicU64, n: u64) {
-    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
 }

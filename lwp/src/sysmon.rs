@@ -94,7 +94,7 @@ fn monitor(weak: Weak<Shared>, threshold: Duration) {
                 Some(s) if inside && s.switches == switches => {
                     if now - s.since >= threshold && !slot.stuck.load(Ordering::Relaxed) {
                         slot.stuck.store(true, Ordering::Relaxed);
-                        shared.stuck_since_ns[i].store(
+                        shared.slots[i].stuck_since_ns.store(
                             crate::metrics::nanos(s.since - shared.origin),
                             Ordering::Relaxed,
                         );
@@ -154,7 +154,7 @@ pub(crate) fn report_unstuck(shared: &Shared, lwp: usize, ult: &ult::raw::Header
         return;
     }
     let now_ms = shared.origin.elapsed().as_millis() as u64 + 1;
-    let since_ns = shared.stuck_since_ns[lwp].load(Ordering::Relaxed);
+    let since_ns = shared.slots[lwp].stuck_since_ns.load(Ordering::Relaxed);
     let held = shared
         .origin
         .elapsed()
