@@ -543,6 +543,7 @@ impl Drop for Header {
 /// Suspends the running ULT. Panics if called outside a ULT.
 ///
 /// For `Switch::Park` the caller must already have checked for a pending token.
+#[inline(always)]
 pub(crate) fn suspend_current(header: &Header, why: Switch) {
     let y = header.yielder.get();
     debug_assert!(!y.is_null());
@@ -557,10 +558,25 @@ pub fn prepare_thread() {
     crate::overflow::ensure_signal_stack();
 }
 
-/// Yields the running ULT; false if the caller is not a ULT.
+/// The running ULT's yielder, or null outside a ULT. Never inlined: its thread-local read
+/// must happen on the thread that runs the ULT now, so no caller can cache the address
+/// across a switch (a migratable ULT may come back on another thread).
 #[inline(never)]
+fn current_yielder() -> *const Yielder<(), Switch> {
+    CURRENT_YIELDER.with(|c| c.get())
+}
+
+/// Yields the running ULT; false if the caller is not a ULT.
+///
+/// Always inlined, so the switch happens in the caller's own frame. corosensei enters a
+/// coroutine with `call` and leaves it with `ret`; if the switch sat in a function of its own,
+/// the `ret` out of that function after every resume (and the `ret` to the scheduler) would
+/// pop the return-address predictor's entries in the wrong order: two mispredicted returns
+/// per switch, most of a yield's cost. Inlined into a loop that yields, calls and returns
+/// stay paired.
+#[inline(always)]
 pub(crate) fn yield_current() -> bool {
-    let y = CURRENT_YIELDER.with(|c| c.get());
+    let y = current_yielder();
     if y.is_null() {
         return false;
     }
@@ -571,7 +587,9 @@ pub(crate) fn yield_current() -> bool {
     true
 }
 
-/// `park` for the running ULT: consume a token or suspend until unparked.
+/// `park` for the running ULT: consume a token or suspend until unparked. Inlined for the
+/// reason given at [`yield_current`].
+#[inline(always)]
 pub(crate) fn park_current(header: &Header) {
     if header.state.take_token() {
         return;
