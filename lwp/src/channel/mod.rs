@@ -22,31 +22,35 @@
 //! ```
 //!
 //! # Design
-//! One short internal lock (`std::sync::Mutex`, held for a few queue operations, never
-//! across a park and never while a user value is dropped) guards the whole channel state:
-//! the message queue, the "all senders gone" / "all receivers gone" flags and two FIFO
-//! lists of parked waiters (senders waiting for room, receivers waiting for a message).
-//! Because waiters enqueue under the same lock that guards the queue, the no-lost-wake-up
-//! protocol of `sync::waitqueue` applies directly.
+//! One short internal spin lock (`sync::spin`: held for a few queue operations, never across
+//! a park and never while a user value is dropped) guards the whole channel state: the
+//! message queue, the "all senders gone" / "all receivers gone" flags and two FIFO lists of
+//! parked callers (receivers waiting for a message, senders waiting for room or, for a
+//! rendezvous channel, for a receiver). Callers list themselves under the same lock that
+//! guards the queue, so the no-lost-wake-up protocol of `sync::waitqueue` applies directly.
 //!
-//! - **Bounded / unbounded**: a `VecDeque<T>`. `send` pushes and, only if a receiver is
-//!   parked, wakes the oldest one; `recv` pops and, for a bounded channel with a parked
-//!   sender, wakes the oldest sender. A woken waiter retries (no hand-off). A bounded
-//!   channel's queue never grows past its capacity, so after warming up it allocates
-//!   nothing per message; an unbounded one grows its ring buffer geometrically.
-//! - **Rendezvous** (`bounded(0)`): there is no buffer. A sender that finds a receiver
-//!   parked hands its message over (queued for that receiver, which is committed to take
-//!   it) and returns at once; otherwise it queues the message together with its own waiter
-//!   and parks until a receiver takes it (its token says `TAKEN`). A timed-out or
-//!   disconnected sender takes its message back out of the queue under the lock.
-//! - **Timeouts**: a waiter whose deadline passes checks its token under the lock. Still
-//!   listed: it leaves and reports `Timeout`. Already notified: it makes one last attempt
-//!   (a notified receiver takes the message meant for it; a notified sender uses the room),
-//!   so a notification is never lost.
+//! Messages are **handed off**: a parked caller lists a token word and a message slot that
+//! live in its own stack frame, and the other side completes the operation for it under the
+//! lock. A sender that finds a parked receiver writes the message into the receiver's slot;
+//! a receiver that frees a buffer slot moves the oldest parked sender's message into the
+//! buffer (for a rendezvous channel: takes it straight from the sender's slot). The woken
+//! caller finds its operation done and returns without taking the lock again, and no
+//! allocation or reference count is shared per wait beyond the caller's unparker. Invariants:
+//! receivers are listed only while the buffer is empty, senders only while it is full (for
+//! rendezvous, always), so FIFO order holds; a frame leaves its list before it is left,
+//! also when it unwinds (a runtime destroying a parked ULT).
+//!
+//! - **Bounded / unbounded**: a `VecDeque<T>`; a bounded channel's queue never grows past its
+//!   capacity, so after warming up it allocates nothing per message; an unbounded one grows
+//!   its ring buffer geometrically. **Rendezvous** (`bounded(0)`) has no buffer: every
+//!   message goes from a sender's slot to a receiver's.
+//! - **Timeouts**: a waiter whose deadline passes settles under the lock. Still listed: it
+//!   leaves and reports `Timeout`. Already picked: the notifier finished its operation first
+//!   (the message is in its slot, or its message was taken), so it reports success.
 //! - **Disconnection** (as std/crossbeam): when the last `Sender` goes, parked receivers
-//!   wake, drain what is left, then get `Disconnected`. When the last `Receiver` goes,
-//!   parked senders wake and get their message back in the error; queued messages are
-//!   dropped at that point (outside the lock).
+//!   wake and get `Disconnected` (they were parked, so nothing was left to drain). When the
+//!   last `Receiver` goes, parked senders wake and get their message back in the error;
+//!   queued messages are dropped at that point (outside the lock).
 //!
 //! Who may call what: any ULT or kernel thread may use any handle; handles are `Send` and
 //! `Sync` when `T: Send`.
@@ -59,15 +63,16 @@ pub use error::{
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::sync::waitqueue::{deadline_after, lock_internal, Waiter, WaiterList, Wake, WAITING};
+use crate::sync::spin::{SpinGuard, SpinLock};
+use crate::sync::waitqueue::{deadline_after, WAITING};
 
-/// Token: the state changed (a message, room, or a disconnection): try again.
-const NOTIFIED: u32 = 1;
-/// Token (rendezvous senders): a receiver took your message.
+/// Token (receivers): a sender put its message in your slot.
+const HANDED: u32 = 1;
+/// Token (senders): a receiver took your message (or moved it into the freed buffer slot).
 const TAKEN: u32 = 2;
 /// Token: the other side is gone.
 const DISCONNECTED: u32 = 3;
@@ -117,26 +122,53 @@ pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
 }
 
-/// A message a rendezvous sender offers, and the sender's waiter if it is parked for it
-/// (`None`: the sender already returned, because a parked receiver was committed to it).
-struct Offer<T> {
-    value: T,
-    sender: Option<Arc<Waiter>>,
+/// A parked sender or receiver: whom to wake, and two words in its stack frame: its token
+/// (`WAITING` until a notifier sets it) and its slot. A receiver's slot starts empty and a
+/// sender fills it; a sender's slot holds its message until a receiver takes it.
+struct Parked<T> {
+    unparker: ult::Unparker,
+    token: *const AtomicU32,
+    slot: *mut Option<T>,
+}
+
+// SAFETY: `token` and `slot` point into the frame of a caller that is listed (parked, or
+// about to park) in this channel; they are dereferenced only under the channel's lock while
+// that entry is listed, the token store being the notifier's last access, and the caller
+// leaves its frame only after it has been unlisted (a notifier popped it, or it removed
+// itself under the lock; an unwinding frame removes itself through `Unlist`). So the
+// pointees are alive whenever they are used, and moving the entry to another thread only
+// moves a `T` between threads, which `T: Send` allows.
+unsafe impl<T: Send> Send for Parked<T> {}
+
+impl<T> Parked<T> {
+    /// Notifier side, under the lock: sets the parked caller's token (after whatever was done
+    /// to its slot) and returns its unparker, to be used after unlocking.
+    #[inline]
+    fn notify(self, token: u32) -> ult::Unparker {
+        // SAFETY: the entry was listed until the caller popped it under the lock, so the frame
+        // is alive (see above). Release: the slot write before it is visible to the waiter's
+        // acquire load of the token; after this store the frame is never touched again.
+        unsafe { (*self.token).store(token, Ordering::Release) };
+        self.unparker
+    }
 }
 
 struct Inner<T> {
-    /// Buffered messages (bounded and unbounded channels).
+    /// Buffered messages (bounded and unbounded channels; always empty for rendezvous).
     queue: VecDeque<T>,
-    /// Offered messages (rendezvous channels).
-    offers: VecDeque<Offer<T>>,
     senders_gone: bool,
     receivers_gone: bool,
-    recv_waiters: WaiterList,
-    send_waiters: WaiterList,
+    /// Parked receivers, oldest first. Listed only while `queue` is empty and no sender is
+    /// parked: a sender that finds one hands its message over instead of queueing it.
+    recv_waiters: VecDeque<Parked<T>>,
+    /// Parked senders, oldest first. Listed only while `queue` is full (for rendezvous:
+    /// always) and no receiver is parked: a receiver that frees a slot moves the oldest
+    /// parked sender's message into it (rendezvous: takes it directly).
+    send_waiters: VecDeque<Parked<T>>,
 }
 
 struct Chan<T> {
-    inner: std::sync::Mutex<Inner<T>>,
+    inner: SpinLock<Inner<T>>,
     /// `None`: unbounded; `Some(0)`: rendezvous.
     cap: Option<usize>,
     /// Live `Sender`s / `Receiver`s. Only the transition to 0 matters, and it is acted on
@@ -183,6 +215,63 @@ enum RecvFail {
     Disconnected,
 }
 
+/// Which list a parked caller is in.
+#[derive(Clone, Copy)]
+enum Side {
+    Send,
+    Recv,
+}
+
+impl<T> Inner<T> {
+    fn list(&mut self, side: Side) -> &mut VecDeque<Parked<T>> {
+        match side {
+            Side::Send => &mut self.send_waiters,
+            Side::Recv => &mut self.recv_waiters,
+        }
+    }
+
+    /// Takes the caller whose token is `token` out of `side`'s list if it is still there;
+    /// false if a notifier took it.
+    fn unlist(&mut self, side: Side, token: &AtomicU32) -> bool {
+        let list = self.list(side);
+        match list.iter().position(|p| std::ptr::eq(p.token, token)) {
+            Some(i) => {
+                list.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Gives every parked caller of `side` the `DISCONNECTED` token; unpark them by dropping
+    /// the result after unlocking.
+    fn disconnect_all(&mut self, side: Side) -> Vec<ult::Unparker> {
+        self.list(side)
+            .drain(..)
+            .map(|p| p.notify(DISCONNECTED))
+            .collect()
+    }
+}
+
+/// Unlists a parked caller whose frame unwinds while it is still listed (a runtime
+/// cancelling a parked ULT at shutdown), so that no list keeps a pointer into a dead frame.
+/// Disarmed on every normal exit.
+struct Unlist<'a, T> {
+    chan: &'a Chan<T>,
+    token: &'a AtomicU32,
+    side: Side,
+    armed: bool,
+}
+
+impl<T> Drop for Unlist<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.armed {
+            self.chan.inner.lock().unlist(self.side, self.token);
+        }
+    }
+}
+
 impl<T> Chan<T> {
     fn pair(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
         let queue = match cap {
@@ -190,13 +279,12 @@ impl<T> Chan<T> {
             None => VecDeque::new(),
         };
         let chan = Arc::new(Chan {
-            inner: std::sync::Mutex::new(Inner {
+            inner: SpinLock::new(Inner {
                 queue,
-                offers: VecDeque::new(),
                 senders_gone: false,
                 receivers_gone: false,
-                recv_waiters: WaiterList::new(),
-                send_waiters: WaiterList::new(),
+                recv_waiters: VecDeque::new(),
+                send_waiters: VecDeque::new(),
             }),
             cap,
             senders: AtomicUsize::new(1),
@@ -205,184 +293,167 @@ impl<T> Chan<T> {
         (Sender { chan: chan.clone() }, Receiver { chan })
     }
 
-    fn is_rendezvous(&self) -> bool {
-        self.cap == Some(0)
+    /// Parks the caller, listed in `side` with `slot` (the lock `g` is held and released
+    /// here), until a notifier gives it a token or `block`'s deadline passes. Returns the
+    /// token, or `None` if the caller timed out and left the list (nobody touched its slot).
+    ///
+    /// The token lives in this frame, not in a shared allocation: listing costs one
+    /// reference count (the unparker), and nothing but the lock is shared.
+    #[inline]
+    fn park_listed(
+        &self,
+        mut g: SpinGuard<'_, Inner<T>>,
+        side: Side,
+        slot: *mut Option<T>,
+        block: Block,
+    ) -> Option<u32> {
+        let token = AtomicU32::new(WAITING);
+        g.list(side).push_back(Parked {
+            unparker: ult::unparker(),
+            token: &token,
+            slot,
+        });
+        drop(g);
+        let mut unlist = Unlist {
+            chan: self,
+            token: &token,
+            side,
+            armed: true,
+        };
+        let deadline = block.deadline();
+        let result = loop {
+            // Acquire: pairs with the notifier's release store (`Parked::notify`).
+            let t = token.load(Ordering::Acquire);
+            if t != WAITING {
+                break Some(t);
+            }
+            match deadline {
+                None => ult::park(),
+                Some(d) if Instant::now() < d => ult::park_deadline(d),
+                Some(_) => {
+                    #[cfg(test)]
+                    crate::sync::waitqueue::test_hook::fire();
+                    // Timed out: settle under the lock (step 4 of the waitqueue protocol).
+                    // Still listed: leave. Otherwise a notifier picked us first; its token
+                    // (stored under this lock) stands.
+                    let mut g = self.inner.lock();
+                    if g.unlist(side, &token) {
+                        break None;
+                    }
+                    break Some(token.load(Ordering::Acquire));
+                }
+            }
+        };
+        unlist.armed = false;
+        result
     }
 
     fn send(&self, value: T, block: Block) -> Result<(), SendFail<T>> {
-        if self.is_rendezvous() {
-            self.send_rendezvous(value, block)
-        } else {
-            self.send_buffered(value, block)
-        }
-    }
-
-    fn send_buffered(&self, value: T, block: Block) -> Result<(), SendFail<T>> {
-        let mut last_try = matches!(block, Block::No);
-        loop {
-            let mut g = lock_internal(&self.inner);
-            if g.receivers_gone {
-                return Err(SendFail::Disconnected(value));
-            }
-            let has_room = match self.cap {
-                Some(c) => g.queue.len() < c,
-                None => true,
-            };
-            if has_room {
-                g.queue.push_back(value);
-                let wake = g.recv_waiters.notify_one(NOTIFIED);
-                drop(g);
-                drop(wake); // unpark after unlocking
-                return Ok(());
-            }
-            if last_try || block.expired() {
-                return Err(SendFail::Full(value));
-            }
-            let w = Waiter::current();
-            g.send_waiters.push_back(w.clone());
+        let mut g = self.inner.lock();
+        if g.receivers_gone {
             drop(g);
-            if w.wait_deadline(block.deadline()).is_none() {
-                let mut g = lock_internal(&self.inner);
-                if w.token() == WAITING && g.send_waiters.remove(&w) {
-                    drop(g);
-                    return Err(SendFail::Full(value));
-                }
-                // Notified while timing out: the room is ours to use, one last attempt.
-                last_try = true;
-            }
+            return Err(SendFail::Disconnected(value));
         }
-    }
-
-    fn send_rendezvous(&self, value: T, block: Block) -> Result<(), SendFail<T>> {
-        let w = {
-            let mut g = lock_internal(&self.inner);
-            if g.receivers_gone {
-                return Err(SendFail::Disconnected(value));
-            }
-            if let Some(wake) = g.recv_waiters.notify_one(NOTIFIED) {
-                // A parked receiver is committed to take an offer: ours is done.
-                g.offers.push_back(Offer {
-                    value,
-                    sender: None,
-                });
-                drop(g);
-                drop(wake);
-                return Ok(());
-            }
-            if block.expired() {
-                return Err(SendFail::Full(value));
-            }
-            let w = Waiter::current();
-            g.offers.push_back(Offer {
-                value,
-                sender: Some(w.clone()),
-            });
-            w
+        if let Some(receiver) = g.recv_waiters.pop_front() {
+            // SAFETY: a listed receiver's slot is alive and ours to fill under the lock (see
+            // `Parked`); the token set next tells it the slot is full.
+            unsafe { *receiver.slot = Some(value) };
+            let wake = receiver.notify(HANDED);
+            drop(g);
+            wake.unpark(); // after unlocking
+            return Ok(());
+        }
+        let has_room = match self.cap {
+            Some(c) => g.queue.len() < c,
+            None => true,
         };
-        if w.wait_deadline(block.deadline()) == Some(TAKEN) {
-            Ok(())
-        } else {
-            // Timed out or disconnected: take the offer back unless a receiver took it.
-            let mut g = lock_internal(&self.inner);
-            if w.token() == TAKEN {
-                Ok(())
-            } else {
-                let pos = g
-                    .offers
-                    .iter()
-                    .position(|o| o.sender.as_ref().is_some_and(|s| Arc::ptr_eq(s, &w)));
-                match pos.and_then(|i| g.offers.remove(i)) {
-                    Some(offer) if g.receivers_gone => Err(SendFail::Disconnected(offer.value)),
-                    Some(offer) => Err(SendFail::Full(offer.value)),
-                    // Not found: a receiver took it after all (its token store is what we
-                    // read above, so this is only defensive).
-                    None => Ok(()),
-                }
-            }
+        if has_room {
+            g.queue.push_back(value);
+            return Ok(());
+        }
+        if block.expired() {
+            drop(g);
+            return Err(SendFail::Full(value));
+        }
+        let mut slot = Some(value);
+        let token = self.park_listed(g, Side::Send, &raw mut slot, block);
+        match token {
+            Some(TAKEN) => Ok(()),
+            // Still ours: a receiver never touches a slot after the token is set, and a
+            // disconnection or a timeout leaves the message where it was.
+            Some(_) => Err(SendFail::Disconnected(slot.take().expect("message kept"))),
+            None => Err(SendFail::Full(slot.take().expect("message kept"))),
         }
     }
 
     fn recv(&self, block: Block) -> Result<T, RecvFail> {
-        let mut last_try = matches!(block, Block::No);
-        loop {
-            let mut g = lock_internal(&self.inner);
-            if let Some(value) = g.queue.pop_front() {
-                let wake = if self.cap.is_some() {
-                    g.send_waiters.notify_one(NOTIFIED)
-                } else {
-                    None
-                };
-                drop(g);
-                drop(wake);
-                return Ok(value);
-            }
-            if let Some(offer) = g.offers.pop_front() {
-                let wake = offer.sender.map(|s| Wake::notify_detached(s, TAKEN));
-                drop(g);
-                drop(wake);
-                return Ok(offer.value);
-            }
-            if g.senders_gone {
-                return Err(RecvFail::Disconnected);
-            }
-            if last_try || block.expired() {
-                return Err(RecvFail::Empty);
-            }
-            let w = Waiter::current();
-            g.recv_waiters.push_back(w.clone());
-            drop(g);
-            if w.wait_deadline(block.deadline()).is_none() {
-                let mut g = lock_internal(&self.inner);
-                if w.token() == WAITING && g.recv_waiters.remove(&w) {
-                    drop(g);
-                    return Err(RecvFail::Empty);
+        let mut g = self.inner.lock();
+        if let Some(value) = g.queue.pop_front() {
+            // A slot just freed: the oldest parked sender's message moves in behind the
+            // others (so FIFO order holds) and that sender returns.
+            let wake = match g.send_waiters.pop_front() {
+                Some(sender) => {
+                    // SAFETY: a listed sender's slot is alive and holds its message; ours to
+                    // take under the lock (see `Parked`).
+                    let msg = unsafe { (*sender.slot).take() };
+                    g.queue.extend(msg);
+                    Some(sender.notify(TAKEN))
                 }
-                // Notified while timing out: a message (maybe offered to us alone) is there,
-                // one last attempt.
-                last_try = true;
+                None => None,
+            };
+            drop(g);
+            if let Some(wake) = wake {
+                wake.unpark();
             }
+            return Ok(value);
+        }
+        if let Some(sender) = g.send_waiters.pop_front() {
+            // Rendezvous (the only case with parked senders and an empty queue): take the
+            // message straight from the sender.
+            // SAFETY: as above.
+            let msg = unsafe { (*sender.slot).take() };
+            let wake = sender.notify(TAKEN);
+            drop(g);
+            wake.unpark();
+            return msg.ok_or(RecvFail::Empty);
+        }
+        if g.senders_gone {
+            return Err(RecvFail::Disconnected);
+        }
+        if block.expired() {
+            return Err(RecvFail::Empty);
+        }
+        let mut slot = None;
+        match self.park_listed(g, Side::Recv, &raw mut slot, block) {
+            Some(HANDED) => Ok(slot.take().expect("a handed message is in the slot")),
+            Some(_) => Err(RecvFail::Disconnected),
+            None => Err(RecvFail::Empty),
         }
     }
 
     fn len(&self) -> usize {
-        lock_internal(&self.inner).queue.len()
+        self.inner.lock().queue.len()
     }
 
     fn disconnect_senders(&self) {
-        let mut g = lock_internal(&self.inner);
+        let mut g = self.inner.lock();
         g.senders_gone = true;
-        let wakes = g.recv_waiters.notify_all(DISCONNECTED);
+        // Parked receivers exist only while the queue is empty: nothing is left for them.
+        let wakes = g.disconnect_all(Side::Recv);
         drop(g);
-        wakes.wake();
+        wakes.iter().for_each(ult::Unparker::unpark);
     }
 
     fn disconnect_receivers(&self) {
-        let mut g = lock_internal(&self.inner);
+        let mut g = self.inner.lock();
         g.receivers_gone = true;
-        // Nobody will ever receive these: drop them now (outside the lock, their `Drop`
-        // may do anything, even use this channel).
+        // Nobody will ever receive these: drop them now, outside the lock (their `Drop` may
+        // do anything, even use this channel). Parked senders take their messages back.
         let queued = std::mem::take(&mut g.queue);
-        let mut orphans = Vec::new();
-        let mut parked_senders = Vec::new();
-        for offer in std::mem::take(&mut g.offers) {
-            match offer.sender {
-                // Its sender is parked; it takes the value back itself.
-                Some(s) => {
-                    parked_senders.push(Wake::notify_detached(s.clone(), DISCONNECTED));
-                    g.offers.push_back(Offer {
-                        value: offer.value,
-                        sender: Some(s),
-                    });
-                }
-                None => orphans.push(offer.value),
-            }
-        }
-        let wakes = g.send_waiters.notify_all(DISCONNECTED);
+        let wakes = g.disconnect_all(Side::Send);
         drop(g);
-        wakes.wake();
-        drop(parked_senders);
+        wakes.iter().for_each(ult::Unparker::unpark);
         drop(queued);
-        drop(orphans);
     }
 }
 

@@ -40,6 +40,7 @@ mod condvar;
 mod mutex;
 mod rwlock;
 mod semaphore;
+pub(crate) mod spin;
 mod waitgroup;
 pub(crate) mod waitqueue;
 
