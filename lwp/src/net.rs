@@ -27,6 +27,10 @@ use std::time::{Duration, Instant};
 use crate::reactor::{poll_fd_blocking, Dir, Reactor, Source};
 
 /// Readiness waiting and timeouts shared by the socket types.
+///
+/// Every socket type declares its `io` field before its `inner` (the fd): fields drop in
+/// declaration order, so `Io`'s `Drop` deregisters the fd from the reactor while it is still
+/// open. `into_std` and `into_raw_fd` drop the `Io` explicitly before handing the fd on.
 #[derive(Default)]
 struct Io {
     /// Set on the first wait inside a runtime; the mutex makes registration happen once.
@@ -62,6 +66,26 @@ fn check_timeout(t: Option<Duration>) -> io::Result<()> {
 
 fn is_would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        let source = self
+            .source
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(source) = source {
+            // Deregister here, not in `Source`'s `Drop`: the reactor's poller may hold the last
+            // reference to the source and drop it after our fd is closed and its number reused
+            // by a new socket; a delete by number then would remove that socket's registration
+            // and its waiter would never be woken (the one-to-one echo stall).
+            // SAFETY: `Io` is dropped before the socket's fd is closed (field order in every
+            // socket type, and the explicit drops in `into_std`/`into_raw_fd`; see the type's
+            // documentation), so the fd is open during this call.
+            unsafe { source.deregister() };
+        }
+    }
 }
 
 impl Io {
@@ -162,6 +186,7 @@ impl Io {
 /// ```
 #[derive(Debug)]
 pub struct TcpListener {
+    // `io` first: it must drop (deregistering the fd) before `inner` closes the fd.
     io: Io,
     inner: std::net::TcpListener,
 }
@@ -244,6 +269,7 @@ impl Iterator for Incoming<'_> {
 /// A TCP connection, like `std::net::TcpStream`, whose reads and writes park only the ULT.
 #[derive(Debug)]
 pub struct TcpStream {
+    // `io` first: it must drop (deregistering the fd) before `inner` closes the fd.
     io: Io,
     inner: std::net::TcpStream,
 }
@@ -488,6 +514,7 @@ impl Write for &TcpStream {
 /// A UDP socket, like `std::net::UdpSocket`, whose receives and sends park only the ULT.
 #[derive(Debug)]
 pub struct UdpSocket {
+    // `io` first: it must drop (deregistering the fd) before `inner` closes the fd.
     io: Io,
     inner: std::net::UdpSocket,
 }

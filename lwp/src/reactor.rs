@@ -17,10 +17,14 @@
 //! without blocking every few dozen scheduling rounds, so readiness is never starved. Under
 //! one-to-one a dedicated reactor thread blocks in `epoll_wait`.
 //!
-//! Invariants: a [`Source`] is registered in exactly one reactor, from its first wait until it
-//! is dropped; the slab maps event keys to weak references, so a late event for a closed
-//! socket finds nothing (or, after key reuse, causes one spurious wake-up, which waiters
-//! tolerate by retrying their system call).
+//! Invariants: a [`Source`] is registered in exactly one reactor, from its first wait until
+//! the socket that owns the fd calls [`Source::deregister`], which it does while the fd is
+//! still open (dropping the socket drops its `Io` before its fd). The `Source` object itself
+//! may outlive that: the poller holds strong references to the sources it is firing, so the
+//! last reference can be dropped on the polling thread after the fd was closed and its number
+//! reused; that is why `Drop` never touches the fd. The slab maps event keys to weak
+//! references, so a late event for a closed socket finds nothing (or, after key reuse,
+//! causes one spurious wake-up, which waiters tolerate by retrying their system call).
 
 use std::io;
 use std::os::fd::RawFd;
@@ -64,6 +68,9 @@ pub(crate) struct Source {
     reactor: Arc<Reactor>,
     read: Direction,
     write: Direction,
+    /// Set once the slab entry is gone (by `deregister`, a failed `register`, or `Drop`), so
+    /// that it is removed exactly once: the key may be reused by another source right after.
+    unlinked: AtomicBool,
 }
 
 impl Source {
@@ -71,6 +78,32 @@ impl Source {
         match dir {
             Dir::Read => &self.read,
             Dir::Write => &self.write,
+        }
+    }
+
+    /// Removes the fd from the poller and the source from the slab; later calls do nothing.
+    ///
+    /// # Safety
+    /// `self.fd` must still be open: the owner of the fd calls this before closing it.
+    /// Deleting after the close could hit an unrelated fd that reused the number (the bug
+    /// this replaces: a `Drop` running late on the polling thread deleted a new socket's
+    /// registration, whose ULT then waited for an event that could never come).
+    pub(crate) unsafe fn deregister(&self) {
+        if self.unlinked.load(Ordering::Acquire) {
+            return;
+        }
+        // SAFETY: the caller guarantees the fd is open for the duration of this call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
+        let _ = self.reactor.poller.delete(fd);
+        self.unlink();
+    }
+
+    /// Removes the slab entry, once.
+    fn unlink(&self) {
+        let mut slab = self.reactor.slab.lock().unwrap_or_else(|e| e.into_inner());
+        // Under the slab lock, so that a key freed here is not reused before the flag is set.
+        if !self.unlinked.swap(true, Ordering::AcqRel) {
+            slab.remove(self.key);
         }
     }
 
@@ -112,12 +145,10 @@ impl Source {
 
 impl Drop for Source {
     fn drop(&mut self) {
-        // SAFETY: the owner of the fd (a socket) drops its Source before closing the fd
-        // (`register`'s contract), so the fd is open for the duration of this call.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
-        let _ = self.reactor.poller.delete(fd);
-        let mut slab = self.reactor.slab.lock().unwrap_or_else(|e| e.into_inner());
-        slab.remove(self.key);
+        // Never touch the fd here: the last reference may be the poller's (see `poll`), dropped
+        // after the owner closed the fd and the number went to a new socket. The owner has
+        // called `deregister` already; this only covers a source whose owner did not.
+        self.unlink();
     }
 }
 
@@ -199,7 +230,8 @@ impl Reactor {
 
     /// Registers `fd` (edge-triggered, both directions).
     ///
-    /// The caller must keep `fd` open until the returned source is dropped.
+    /// The caller must keep `fd` open until it calls [`Source::deregister`] on the returned
+    /// source, and must call it before closing `fd`.
     pub(crate) fn register(self: &Arc<Reactor>, fd: RawFd) -> io::Result<Arc<Source>> {
         let source = {
             let mut slab = self.slab.lock().unwrap_or_else(|e| e.into_inner());
@@ -216,21 +248,19 @@ impl Reactor {
                         ready: AtomicBool::new(true),
                         waiters: Mutex::new(Vec::new()),
                     },
+                    unlinked: AtomicBool::new(false),
                 })
             })
         };
-        // SAFETY: the fd stays open until `source` is dropped, and Source's Drop deletes it
-        // from the poller first (the contract of this function).
+        // SAFETY: the fd stays open until the caller deregisters it, which deletes it from the
+        // poller first (the contract of this function).
         let added = unsafe {
             self.poller
                 .add_with_mode(fd, Event::all(source.key), PollMode::Edge)
         };
         if let Err(e) = added {
-            self.slab
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(source.key);
-            // Dropping `source` runs a `delete` that fails harmlessly: it was never added.
+            // Never added to the poller: only the slab entry needs to go.
+            source.unlink();
             return Err(e);
         }
         Ok(source)
@@ -262,6 +292,9 @@ impl Reactor {
         if n == 0 {
             return 0;
         }
+        // These strong references can outlive the sockets: a socket dropped meanwhile has
+        // deregistered and closed its fd, and its `Source` is then dropped here, on this
+        // thread (harmless, since `Drop` never touches the fd; firing it wakes nobody).
         let ready: Vec<(Option<Arc<Source>>, bool, bool)> = {
             let slab = self.slab.lock().unwrap_or_else(|e| e.into_inner());
             events
