@@ -21,7 +21,8 @@
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::reactor::{poll_fd_blocking, Dir, Reactor, Source};
@@ -31,21 +32,42 @@ use crate::reactor::{poll_fd_blocking, Dir, Reactor, Source};
 /// Every socket type declares its `io` field before its `inner` (the fd): fields drop in
 /// declaration order, so `Io`'s `Drop` deregisters the fd from the reactor while it is still
 /// open. `into_std` and `into_raw_fd` drop the `Io` explicitly before handing the fd on.
-#[derive(Default)]
+///
+/// Stream reads skip a system call that is sure to fail, as tokio does: a read that returned
+/// fewer bytes than asked proves the receive queue empty at that moment, so the next read
+/// waits for a new edge first unless one arrived meanwhile (`Source::edge_pending`). A
+/// request-response connection then makes one `recv` per request instead of two (the second
+/// always failing with `EWOULDBLOCK`).
 struct Io {
-    /// Set on the first wait inside a runtime; the mutex makes registration happen once.
-    source: Mutex<Option<Arc<Source>>>,
-    read_timeout: Mutex<Option<Duration>>,
-    write_timeout: Mutex<Option<Duration>>,
+    /// Set on the first wait inside a runtime; `registering` makes that happen once.
+    source: OnceLock<Arc<Source>>,
+    registering: Mutex<()>,
+    /// Timeouts in nanoseconds; `NO_TIMEOUT` for none (no lock on the read path).
+    read_timeout: AtomicU64,
+    write_timeout: AtomicU64,
+    /// The last stream read was short: the receive queue was empty after it.
+    read_drained: AtomicBool,
+}
+
+/// `Io` timeout value meaning "none".
+const NO_TIMEOUT: u64 = u64::MAX;
+
+impl Default for Io {
+    fn default() -> Io {
+        Io {
+            source: OnceLock::new(),
+            registering: Mutex::new(()),
+            read_timeout: AtomicU64::new(NO_TIMEOUT),
+            write_timeout: AtomicU64::new(NO_TIMEOUT),
+            read_drained: AtomicBool::new(false),
+        }
+    }
 }
 
 impl std::fmt::Debug for Io {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Io")
-            .field(
-                "registered",
-                &self.source.lock().map(|s| s.is_some()).unwrap_or(false),
-            )
+            .field("registered", &self.source.get().is_some())
             .finish()
     }
 }
@@ -70,12 +92,7 @@ fn is_would_block(e: &io::Error) -> bool {
 
 impl Drop for Io {
     fn drop(&mut self) {
-        let source = self
-            .source
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(source) = source {
+        if let Some(source) = self.source.take() {
             // Deregister here, not in `Source`'s `Drop`: the reactor's poller may hold the last
             // reference to the source and drop it after our fd is closed and its number reused
             // by a new socket; a delete by number then would remove that socket's registration
@@ -89,7 +106,7 @@ impl Drop for Io {
 }
 
 impl Io {
-    fn timeout_cell(&self, dir: Dir) -> &Mutex<Option<Duration>> {
+    fn timeout_cell(&self, dir: Dir) -> &AtomicU64 {
         match dir {
             Dir::Read => &self.read_timeout,
             Dir::Write => &self.write_timeout,
@@ -97,18 +114,20 @@ impl Io {
     }
 
     fn timeout(&self, dir: Dir) -> Option<Duration> {
-        *self
-            .timeout_cell(dir)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        // Relaxed: a setting, not a synchronisation point (as a socket option would be).
+        match self.timeout_cell(dir).load(Ordering::Relaxed) {
+            NO_TIMEOUT => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
     }
 
     fn set_timeout(&self, dir: Dir, t: Option<Duration>) -> io::Result<()> {
         check_timeout(t)?;
-        *self
-            .timeout_cell(dir)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = t;
+        // Longer than 584 years saturates just below `NO_TIMEOUT`.
+        let ns = t.map_or(NO_TIMEOUT, |t| {
+            u64::try_from(t.as_nanos()).map_or(NO_TIMEOUT - 1, |n| n.min(NO_TIMEOUT - 1))
+        });
+        self.timeout_cell(dir).store(ns, Ordering::Relaxed);
         Ok(())
     }
 
@@ -117,23 +136,60 @@ impl Io {
             .and_then(|t| Instant::now().checked_add(t))
     }
 
+    /// The reactor source to wait on: this socket's, registered with the running ULT's
+    /// runtime on first use; `None` outside a runtime with a reactor.
+    fn source(&self, fd: RawFd) -> io::Result<Option<&Arc<Source>>> {
+        let Some(reactor) = Reactor::current() else {
+            return Ok(None);
+        };
+        let source = match self.source.get() {
+            Some(source) => source,
+            None => {
+                let _once = self.registering.lock().unwrap_or_else(|e| e.into_inner());
+                match self.source.get() {
+                    Some(source) => source,
+                    None => {
+                        let source = reactor.register(fd)?;
+                        self.source.get_or_init(|| source)
+                    }
+                }
+            }
+        };
+        // A socket registered with another runtime's reactor waits by polling its fd.
+        Ok(Arc::ptr_eq(source.reactor(), &reactor).then_some(source))
+    }
+
     /// Waits until `fd` may be ready in `dir`; false if the deadline passed.
     fn wait(&self, fd: RawFd, dir: Dir, deadline: Option<Instant>) -> io::Result<bool> {
-        if let Some(reactor) = Reactor::current() {
-            let source = {
-                let mut slot = self.source.lock().unwrap_or_else(|e| e.into_inner());
-                if slot.is_none() {
-                    *slot = Some(reactor.register(fd)?);
-                }
-                slot.clone()
-            };
-            if let Some(source) = source {
-                if Arc::ptr_eq(source.reactor(), &reactor) {
-                    return Ok(source.wait(dir, deadline));
+        match self.source(fd)? {
+            Some(source) => Ok(source.wait(dir, deadline)),
+            None => poll_fd_blocking(fd, dir, deadline),
+        }
+    }
+
+    /// A stream read of at most `capacity` bytes through `op` (see the type's header).
+    fn read_stream(
+        &self,
+        fd: RawFd,
+        capacity: usize,
+        op: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let deadline = self.deadline(Dir::Read);
+        // Relaxed: a hint; the edge flag (acquire) decides.
+        if self.read_drained.swap(false, Ordering::Relaxed) {
+            if let Some(source) = self.source(fd)? {
+                if !source.edge_pending(Dir::Read) {
+                    // Drained, and no edge since: wait for one (the retry below handles a
+                    // timeout).
+                    source.wait(Dir::Read, deadline);
                 }
             }
         }
-        poll_fd_blocking(fd, dir, deadline)
+        let n = self.retry(fd, Dir::Read, deadline, op)?;
+        if n > 0 && n < capacity {
+            self.read_drained.store(true, Ordering::Relaxed);
+        }
+        Ok(n)
     }
 
     /// Runs `op` until it does not return `WouldBlock`, waiting for readiness in between.
@@ -454,11 +510,6 @@ impl TcpStream {
         })
     }
 
-    fn read_with<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
-        let dl = self.io.deadline(Dir::Read);
-        self.io.retry(self.inner.as_raw_fd(), Dir::Read, dl, op)
-    }
-
     fn write_with<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
         let dl = self.io.deadline(Dir::Write);
         self.io.retry(self.inner.as_raw_fd(), Dir::Write, dl, op)
@@ -477,11 +528,16 @@ impl Read for TcpStream {
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let inner = &self.inner;
-        self.read_with(|| (&*inner).read(buf))
+        let capacity = buf.len();
+        self.io
+            .read_stream(inner.as_raw_fd(), capacity, || (&*inner).read(buf))
     }
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let inner = &self.inner;
-        self.read_with(|| (&*inner).read_vectored(bufs))
+        let capacity = bufs.iter().map(|b| b.len()).sum();
+        self.io.read_stream(inner.as_raw_fd(), capacity, || {
+            (&*inner).read_vectored(bufs)
+        })
     }
 }
 

@@ -215,3 +215,56 @@ fn plain_threads_block_like_std_and_convert_to_and_from_std() {
     let back = ours.into_std().unwrap();
     assert!(back.peer_addr().is_ok());
 }
+
+/// After a short read the next read waits for a new edge instead of calling `recv` (it
+/// would fail): data that arrives later, or that arrived before that next read, must still
+/// be read, and a read timeout must still fire.
+#[test]
+fn reads_after_a_short_read_see_later_and_earlier_data() {
+    for model in [
+        Model::ManyToOne,
+        Model::ManyToMany { lwps: 2 },
+        Model::OneToOne,
+    ] {
+        let got = with_watchdog(move || {
+            let rt = Runtime::new(model).unwrap();
+            rt.run(|| {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                // A kernel-thread peer, so its sleeps do not depend on our scheduler.
+                let peer = std::thread::spawn(move || {
+                    let mut s = std::net::TcpStream::connect(addr).unwrap();
+                    s.set_nodelay(true).unwrap();
+                    s.write_all(b"one").unwrap();
+                    std::thread::sleep(Duration::from_millis(30)); // arrives later
+                    s.write_all(b"two").unwrap();
+                    std::thread::sleep(Duration::from_millis(30));
+                    s.write_all(b"three").unwrap(); // arrives before the next read
+                    std::thread::sleep(Duration::from_millis(300));
+                    drop(s);
+                });
+                let (mut s, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 64];
+                let mut got = Vec::new();
+                let n = s.read(&mut buf).unwrap(); // short: drained
+                got.extend_from_slice(&buf[..n]);
+                let n = s.read(&mut buf).unwrap(); // waits for "two"
+                got.extend_from_slice(&buf[..n]);
+                lwp::sleep(Duration::from_millis(100)); // "three" arrives meanwhile
+                let n = s.read(&mut buf).unwrap();
+                got.extend_from_slice(&buf[..n]);
+                s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+                let timed_out = s.read(&mut buf).unwrap_err().kind();
+                s.set_read_timeout(None).unwrap();
+                let eof = s.read(&mut buf).unwrap();
+                peer.join().unwrap();
+                (String::from_utf8(got).unwrap(), timed_out, eof)
+            })
+        });
+        assert_eq!(
+            got,
+            ("onetwothree".to_string(), std::io::ErrorKind::TimedOut, 0),
+            "{model}"
+        );
+    }
+}
