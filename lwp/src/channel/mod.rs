@@ -299,7 +299,7 @@ impl<T> Chan<T> {
     ///
     /// The token lives in this frame, not in a shared allocation: listing costs one
     /// reference count (the unparker), and nothing but the lock is shared.
-    #[inline]
+    #[inline(always)]
     fn park_listed(
         &self,
         mut g: SpinGuard<'_, Inner<T>>,
@@ -348,6 +348,7 @@ impl<T> Chan<T> {
         result
     }
 
+    #[inline]
     fn send(&self, value: T, block: Block) -> Result<(), SendFail<T>> {
         let mut g = self.inner.lock();
         if g.receivers_gone {
@@ -386,6 +387,7 @@ impl<T> Chan<T> {
         }
     }
 
+    #[inline]
     fn recv(&self, block: Block) -> Result<T, RecvFail> {
         let mut g = self.inner.lock();
         if let Some(value) = g.queue.pop_front() {
@@ -461,6 +463,7 @@ impl<T> Sender<T> {
     /// Sends a message, parking while a bounded channel is full (or, for a rendezvous
     /// channel, until a receiver takes it). Fails, giving the message back, if every
     /// receiver is gone.
+    #[inline]
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
         match self.chan.send(msg, Block::Until(None)) {
             Ok(()) => Ok(()),
@@ -526,6 +529,7 @@ impl<T> Sender<T> {
 impl<T> Receiver<T> {
     /// Receives a message, parking while the channel is empty. Fails once the channel is
     /// empty and every sender is gone.
+    #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.chan.recv(Block::Until(None)).map_err(|_| RecvError)
     }
@@ -659,6 +663,7 @@ pub struct Iter<'a, T> {
 
 impl<T> Iterator for Iter<'_, T> {
     type Item = T;
+    #[inline]
     fn next(&mut self) -> Option<T> {
         self.rx.recv().ok()
     }
@@ -686,6 +691,7 @@ pub struct IntoIter<T> {
 
 impl<T> Iterator for IntoIter<T> {
     type Item = T;
+    #[inline]
     fn next(&mut self) -> Option<T> {
         self.rx.recv().ok()
     }
