@@ -211,6 +211,41 @@ pub(crate) fn current_header() -> Option<&'static Header> {
     current_raw().map(|r| &**r)
 }
 
+/// A borrowed handle that wakes one ULT: a pointer to its header, with no reference count.
+///
+/// For wait lists on hot paths (channels), where an owned [`Unparker`] would cost two atomic
+/// reference-count updates per wait. The price is the contract of [`UnparkRef::unpark`]: the
+/// list must be done with the handle before the ULT can leave the wait it listed itself for.
+#[derive(Clone, Copy, Debug)]
+pub struct UnparkRef(*const Header);
+
+// SAFETY: the pointer is only dereferenced by `unpark`, under its contract (the ULT, and so
+// its header, is alive); `Header` is `Sync`.
+unsafe impl Send for UnparkRef {}
+// SAFETY: as above.
+unsafe impl Sync for UnparkRef {}
+
+impl UnparkRef {
+    /// The running ULT's handle; `None` on a plain kernel thread.
+    #[inline]
+    pub fn current() -> Option<UnparkRef> {
+        current_header().map(|h| UnparkRef(h as *const Header))
+    }
+
+    /// Makes the ULT's next (or current) `park` return, as [`Unparker::unpark`] does.
+    ///
+    /// # Safety
+    /// The ULT must still exist when this is called and until it returns. A wait list meets
+    /// this by making its waiter unable to leave the wait (and so to finish) until the
+    /// notifier has returned from this call, e.g. by publishing the waiter's final token
+    /// only afterwards.
+    #[inline]
+    pub unsafe fn unpark(self) {
+        // SAFETY: the caller guarantees the header is alive for the duration of the call.
+        unsafe { (*self.0).unpark() }
+    }
+}
+
 /// Current ULT's guard page, for the overflow handler. Async-signal-safe: one TLS read.
 pub(crate) fn current_guard() -> Option<(usize, usize, u64, usize, *const Header)> {
     let p = CURRENT.try_with(|c| c.get()).ok()?;

@@ -122,34 +122,104 @@ pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
 }
 
+/// Token of a caller picked by a notifier that has not finished with it yet: the caller must
+/// neither park nor leave until the final token replaces it (see `Parked::notify`).
+const PICKED: u32 = u32::MAX;
+
+/// How to wake a parked caller: a ULT through a borrowed handle (no reference count), a
+/// plain kernel thread through its owned handle.
+enum Who {
+    Ult(ult::raw::UnparkRef),
+    Thread(ult::Unparker),
+}
+
+impl Who {
+    /// The caller's handle.
+    #[inline]
+    fn current() -> Who {
+        match ult::raw::UnparkRef::current() {
+            Some(r) => Who::Ult(r),
+            None => Who::Thread(ult::unparker()),
+        }
+    }
+}
+
 /// A parked sender or receiver: whom to wake, and two words in its stack frame: its token
-/// (`WAITING` until a notifier sets it) and its slot. A receiver's slot starts empty and a
+/// (`WAITING` until a notifier picks it) and its slot. A receiver's slot starts empty and a
 /// sender fills it; a sender's slot holds its message until a receiver takes it.
 struct Parked<T> {
-    unparker: ult::Unparker,
+    who: Who,
     token: *const AtomicU32,
     slot: *mut Option<T>,
 }
 
 // SAFETY: `token` and `slot` point into the frame of a caller that is listed (parked, or
-// about to park) in this channel; they are dereferenced only under the channel's lock while
-// that entry is listed, the token store being the notifier's last access, and the caller
-// leaves its frame only after it has been unlisted (a notifier popped it, or it removed
-// itself under the lock; an unwinding frame removes itself through `Unlist`). So the
-// pointees are alive whenever they are used, and moving the entry to another thread only
-// moves a `T` between threads, which `T: Send` allows.
+// about to park) in this channel, or picked by a notifier that has not stored its final
+// token yet. The slot is used only under the channel's lock while the entry is listed; the
+// token is written under the lock (`PICKED`) and once more by the notifier (the final token,
+// its last access to the frame and to the caller). The caller leaves its frame only after
+// it has been unlisted and, if picked, has seen its final token (`park_listed`, and `Unlist`
+// for a frame that unwinds). So the pointees, and the ULT behind a borrowed `UnparkRef`, are
+// alive whenever they are used; moving an entry to another thread only moves a `T` between
+// threads, which `T: Send` allows.
 unsafe impl<T: Send> Send for Parked<T> {}
 
 impl<T> Parked<T> {
-    /// Notifier side, under the lock: sets the parked caller's token (after whatever was done
-    /// to its slot) and returns its unparker, to be used after unlocking.
+    /// Notifier side, under the lock (after whatever was done to the slot): marks the caller
+    /// picked. Finish with [`Picked::wake`] after unlocking.
     #[inline]
-    fn notify(self, token: u32) -> ult::Unparker {
+    fn notify(self, token: u32) -> Picked {
         // SAFETY: the entry was listed until the caller popped it under the lock, so the frame
-        // is alive (see above). Release: the slot write before it is visible to the waiter's
-        // acquire load of the token; after this store the frame is never touched again.
-        unsafe { (*self.token).store(token, Ordering::Release) };
-        self.unparker
+        // is alive (see above). Relaxed: `PICKED` only keeps the caller waiting; what it must
+        // see comes with the final token (release).
+        unsafe { (*self.token).store(PICKED, Ordering::Relaxed) };
+        Picked {
+            who: self.who,
+            token: self.token,
+            value: token,
+        }
+    }
+}
+
+/// A caller picked under the lock, to wake after unlocking.
+#[must_use = "a picked caller waits until `wake` gives it its token"]
+struct Picked {
+    who: Who,
+    token: *const AtomicU32,
+    value: u32,
+}
+
+impl Picked {
+    /// Unparks the caller, then gives it its final token. In this order: the caller cannot
+    /// leave (and its ULT cannot finish) before the token changes, so the borrowed handle is
+    /// valid during `unpark`; and a caller that sees the final token needs no more unparking.
+    /// A caller that woke early sees `PICKED` and waits without parking, so this unpark is
+    /// never lost.
+    #[inline]
+    fn wake(self) {
+        match self.who {
+            // SAFETY: the caller is stuck until the token store below (see above).
+            Who::Ult(r) => unsafe { r.unpark() },
+            Who::Thread(u) => u.unpark(),
+        }
+        // SAFETY: the frame is alive until the caller sees this store (see `Parked`).
+        // Release: the slot written under the lock is visible to the caller's acquire load.
+        unsafe { (*self.token).store(self.value, Ordering::Release) };
+    }
+}
+
+/// Waits for a picked caller's final token (the notifier is between unlocking and `wake`,
+/// on another thread).
+#[cold]
+fn await_final(token: &AtomicU32) -> u32 {
+    loop {
+        // Acquire: pairs with the release store in `Picked::wake`.
+        let t = token.load(Ordering::Acquire);
+        if t != PICKED && t != WAITING {
+            return t;
+        }
+        std::hint::spin_loop();
+        std::thread::yield_now();
     }
 }
 
@@ -245,7 +315,7 @@ impl<T> Inner<T> {
 
     /// Gives every parked caller of `side` the `DISCONNECTED` token; unpark them by dropping
     /// the result after unlocking.
-    fn disconnect_all(&mut self, side: Side) -> Vec<ult::Unparker> {
+    fn disconnect_all(&mut self, side: Side) -> Vec<Picked> {
         self.list(side)
             .drain(..)
             .map(|p| p.notify(DISCONNECTED))
@@ -267,7 +337,11 @@ impl<T> Drop for Unlist<'_, T> {
     #[inline]
     fn drop(&mut self) {
         if self.armed {
-            self.chan.inner.lock().unlist(self.side, self.token);
+            let listed = self.chan.inner.lock().unlist(self.side, self.token);
+            if !listed {
+                // Picked: the notifier still writes the token into this frame.
+                await_final(self.token);
+            }
         }
     }
 }
@@ -309,7 +383,7 @@ impl<T> Chan<T> {
     ) -> Option<u32> {
         let token = AtomicU32::new(WAITING);
         g.list(side).push_back(Parked {
-            unparker: ult::unparker(),
+            who: Who::current(),
             token: &token,
             slot,
         });
@@ -322,8 +396,11 @@ impl<T> Chan<T> {
         };
         let deadline = block.deadline();
         let result = loop {
-            // Acquire: pairs with the notifier's release store (`Parked::notify`).
+            // Acquire: pairs with the notifier's release store (`Picked::wake`).
             let t = token.load(Ordering::Acquire);
+            if t == PICKED {
+                break Some(await_final(&token));
+            }
             if t != WAITING {
                 break Some(t);
             }
@@ -335,12 +412,12 @@ impl<T> Chan<T> {
                     crate::sync::waitqueue::test_hook::fire();
                     // Timed out: settle under the lock (step 4 of the waitqueue protocol).
                     // Still listed: leave. Otherwise a notifier picked us first; its token
-                    // (stored under this lock) stands.
-                    let mut g = self.inner.lock();
-                    if g.unlist(side, &token) {
+                    // stands.
+                    let listed = self.inner.lock().unlist(side, &token);
+                    if listed {
                         break None;
                     }
-                    break Some(token.load(Ordering::Acquire));
+                    break Some(await_final(&token));
                 }
             }
         };
@@ -359,9 +436,9 @@ impl<T> Chan<T> {
             // SAFETY: a listed receiver's slot is alive and ours to fill under the lock (see
             // `Parked`); the token set next tells it the slot is full.
             unsafe { *receiver.slot = Some(value) };
-            let wake = receiver.notify(HANDED);
+            let picked = receiver.notify(HANDED);
             drop(g);
-            wake.unpark(); // after unlocking
+            picked.wake(); // after unlocking
             return Ok(());
         }
         let has_room = match self.cap {
@@ -404,8 +481,8 @@ impl<T> Chan<T> {
                 None => None,
             };
             drop(g);
-            if let Some(wake) = wake {
-                wake.unpark();
+            if let Some(picked) = wake {
+                picked.wake();
             }
             return Ok(value);
         }
@@ -414,9 +491,9 @@ impl<T> Chan<T> {
             // message straight from the sender.
             // SAFETY: as above.
             let msg = unsafe { (*sender.slot).take() };
-            let wake = sender.notify(TAKEN);
+            let picked = sender.notify(TAKEN);
             drop(g);
-            wake.unpark();
+            picked.wake();
             return msg.ok_or(RecvFail::Empty);
         }
         if g.senders_gone {
@@ -443,7 +520,7 @@ impl<T> Chan<T> {
         // Parked receivers exist only while the queue is empty: nothing is left for them.
         let wakes = g.disconnect_all(Side::Recv);
         drop(g);
-        wakes.iter().for_each(ult::Unparker::unpark);
+        wakes.into_iter().for_each(Picked::wake);
     }
 
     fn disconnect_receivers(&self) {
@@ -454,7 +531,7 @@ impl<T> Chan<T> {
         let queued = std::mem::take(&mut g.queue);
         let wakes = g.disconnect_all(Side::Send);
         drop(g);
-        wakes.iter().for_each(ult::Unparker::unpark);
+        wakes.into_iter().for_each(Picked::wake);
         drop(queued);
     }
 }
