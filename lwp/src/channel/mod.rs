@@ -425,7 +425,7 @@ impl<T> Chan<T> {
         result
     }
 
-    #[inline]
+    #[inline(always)]
     fn send(&self, value: T, block: Block) -> Result<(), SendFail<T>> {
         let mut g = self.inner.lock();
         if g.receivers_gone {
@@ -464,7 +464,7 @@ impl<T> Chan<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn recv(&self, block: Block) -> Result<T, RecvFail> {
         let mut g = self.inner.lock();
         if let Some(value) = g.queue.pop_front() {
