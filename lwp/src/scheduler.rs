@@ -254,6 +254,8 @@ impl Shared {
     }
 
     /// Queues a ULT on its home LWP's inbox (from any thread) and wakes that LWP if it sleeps.
+    // Kept out of line: `wake`'s local path stays short (it is called through `dyn`).
+    #[inline(never)]
     fn push_remote(&self, home: usize, ult: RawUlt) {
         let slot = &self.slots[home];
         slot.inbox
@@ -268,6 +270,8 @@ impl Shared {
         }
     }
 
+    // Kept out of line: `wake`'s local path stays short (it is called through `dyn`).
+    #[inline(never)]
     fn push_stealable(&self, ult: RawUlt) {
         match self.current_worker() {
             Some(w) => {

@@ -492,6 +492,7 @@ impl RawUlt {
         Resumed::Finished
     }
 
+    #[inline]
     fn after_park(self) -> Resumed {
         let header: *const Header = &*self;
         // SAFETY: we own the suspended ULT; nobody reads `parked_self` before the state is
