@@ -69,6 +69,8 @@ impl<T> JoinHandle<T> {
     /// it panicked, exactly like `std::thread::JoinHandle::join`.
     ///
     /// Inside a ULT only the caller parks; on a plain kernel thread the thread blocks.
+    /// Inlined so the park switch sits at the caller's call depth (see `yield_now`).
+    #[inline]
     pub fn join(self) -> std::thread::Result<T> {
         let header = &self.cell.header;
         if !header.is_finished() && header.register_join_waiter(crate::unparker()) {
