@@ -195,3 +195,65 @@ fn ults_on_two_executors_and_threads_exchange_every_message_once() {
         check(flavor, got, n);
     }
 }
+
+/// Timeouts racing notifications across kernel threads: ULT receivers on two LWPs and
+/// plain-thread senders all use very short timeouts and retry, so waiters are often picked
+/// by a notifier on another thread just as their deadline passes (and must then take what
+/// they were given). Nothing may be lost or delivered twice.
+#[test]
+fn short_timeouts_racing_notifiers_lose_and_duplicate_nothing() {
+    use std::time::Duration;
+    let n = per_sender() / 4;
+    for (flavor, make) in flavors() {
+        let got = watchdog(flavor, move || {
+            let (tx, rx) = make();
+            let rt = lwp::Runtime::new(lwp::Model::ManyToMany { lwps: 2 }).unwrap();
+            let senders: Vec<_> = (0..SENDERS)
+                .map(|s| {
+                    let tx = tx.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..n {
+                            let mut msg = (s, i);
+                            loop {
+                                match tx.send_timeout(msg, Duration::from_micros(20)) {
+                                    Ok(()) => break,
+                                    Err(channel::SendTimeoutError::Timeout(m)) => msg = m,
+                                    Err(e) => panic!("{e:?}"),
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            drop(tx);
+            let got = rt.run(move || {
+                let receivers: Vec<_> = (0..3)
+                    .map(|_| {
+                        let rx = rx.clone();
+                        lwp::spawn(move || {
+                            let mut mine = Vec::new();
+                            loop {
+                                match rx.recv_timeout(Duration::from_micros(20)) {
+                                    Ok(m) => mine.push(m),
+                                    Err(channel::RecvTimeoutError::Timeout) => {}
+                                    Err(channel::RecvTimeoutError::Disconnected) => break,
+                                }
+                            }
+                            mine
+                        })
+                    })
+                    .collect();
+                drop(rx);
+                receivers
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .collect::<Vec<_>>()
+            });
+            for s in senders {
+                s.join().unwrap();
+            }
+            got
+        });
+        check(flavor, got, n);
+    }
+}

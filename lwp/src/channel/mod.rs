@@ -208,10 +208,12 @@ impl Picked {
     }
 }
 
-/// Waits for a picked caller's final token (the notifier is between unlocking and `wake`,
-/// on another thread).
+/// Waits for a picked caller's final token. The notifier is between unlocking and `wake` on
+/// another kernel thread (a notifier on this one cannot be interrupted there), so this is
+/// short unless the kernel preempted it: a ULT yields meanwhile so its LWP runs others,
+/// except while unwinding (`unwinding`), where it must not switch.
 #[cold]
-fn await_final(token: &AtomicU32) -> u32 {
+fn await_final(token: &AtomicU32, unwinding: bool) -> u32 {
     loop {
         // Acquire: pairs with the release store in `Picked::wake`.
         let t = token.load(Ordering::Acquire);
@@ -219,7 +221,11 @@ fn await_final(token: &AtomicU32) -> u32 {
             return t;
         }
         std::hint::spin_loop();
-        std::thread::yield_now();
+        if unwinding {
+            std::thread::yield_now();
+        } else {
+            ult::yield_now();
+        }
     }
 }
 
@@ -340,7 +346,7 @@ impl<T> Drop for Unlist<'_, T> {
             let listed = self.chan.inner.lock().unlist(self.side, self.token);
             if !listed {
                 // Picked: the notifier still writes the token into this frame.
-                await_final(self.token);
+                await_final(self.token, true);
             }
         }
     }
@@ -399,7 +405,7 @@ impl<T> Chan<T> {
             // Acquire: pairs with the notifier's release store (`Picked::wake`).
             let t = token.load(Ordering::Acquire);
             if t == PICKED {
-                break Some(await_final(&token));
+                break Some(await_final(&token, false));
             }
             if t != WAITING {
                 break Some(t);
@@ -417,7 +423,7 @@ impl<T> Chan<T> {
                     if listed {
                         break None;
                     }
-                    break Some(await_final(&token));
+                    break Some(await_final(&token, false));
                 }
             }
         };
