@@ -34,11 +34,18 @@
 //! lock. A sender that finds a parked receiver writes the message into the receiver's slot;
 //! a receiver that frees a buffer slot moves the oldest parked sender's message into the
 //! buffer (for a rendezvous channel: takes it straight from the sender's slot). The woken
-//! caller finds its operation done and returns without taking the lock again, and no
-//! allocation or reference count is shared per wait beyond the caller's unparker. Invariants:
-//! receivers are listed only while the buffer is empty, senders only while it is full (for
-//! rendezvous, always), so FIFO order holds; a frame leaves its list before it is left,
-//! also when it unwinds (a runtime destroying a parked ULT).
+//! caller finds its operation done and returns without taking the lock again. A parked ULT
+//! is listed through a borrowed handle (`ult::raw::UnparkRef`), so a wait allocates nothing
+//! and touches no reference count: the notifier marks the caller `PICKED` under the lock,
+//! unparks it after unlocking, and only then stores its final token, and the caller does not
+//! leave (or park again) before it sees that token. Invariants: receivers are listed only
+//! while the buffer is empty, senders only while it is full (for rendezvous, always), so
+//! FIFO order holds; a frame leaves its list, and waits out a notifier that picked it,
+//! before it is left, also when it unwinds (a runtime destroying a parked ULT).
+//!
+//! The send and receive paths are inlined into their callers on purpose: a ULT that parks
+//! at its own call depth keeps corosensei's `call`/`ret` pairs matched in the CPU's return
+//! predictor (measured: channel round trip 107 -> 81 ns).
 //!
 //! - **Bounded / unbounded**: a `VecDeque<T>`; a bounded channel's queue never grows past its
 //!   capacity, so after warming up it allocates nothing per message; an unbounded one grows
@@ -377,8 +384,8 @@ impl<T> Chan<T> {
     /// here), until a notifier gives it a token or `block`'s deadline passes. Returns the
     /// token, or `None` if the caller timed out and left the list (nobody touched its slot).
     ///
-    /// The token lives in this frame, not in a shared allocation: listing costs one
-    /// reference count (the unparker), and nothing but the lock is shared.
+    /// The token lives in this frame, not in a shared allocation, and a ULT is listed by a
+    /// borrowed handle: nothing but the lock is shared.
     #[inline(always)]
     fn park_listed(
         &self,

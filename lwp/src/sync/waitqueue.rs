@@ -1,5 +1,7 @@
-//! Wait queues: the FIFO lists of parked waiters every blocking primitive of this crate is
-//! built on (mutexes, condition variables, semaphores, channels...).
+//! Wait queues: the FIFO lists of parked waiters the blocking primitives of `sync` are built
+//! on (mutexes, condition variables, semaphores, barriers, wait groups). Channels follow the
+//! same protocol with their own lists, whose waiters live in the waiting caller's frame
+//! (`channel` module header).
 //!
 //! # Pieces
 //! - [`Waiter`]: one blocked caller (a ULT or a plain kernel thread). It holds the caller's
