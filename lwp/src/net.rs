@@ -4,7 +4,7 @@
 //!
 //! Every socket is in non-blocking mode underneath. An operation first tries the system call;
 //! on `EWOULDBLOCK` it waits for readiness and tries again:
-//! - in a ULT of an `lwp` runtime, on the runtime's reactor ([`crate::reactor`]): only the ULT
+//! - in a ULT of an `lwp` runtime, on the runtime's reactor (`lwp::reactor`, internal): only the ULT
 //!   parks, its LWP runs others;
 //! - anywhere else (a plain kernel thread, or `ult`'s own many-to-one executor), in `poll(2)`:
 //!   the kernel thread blocks, exactly as with std (and, under a pure many-to-one executor,

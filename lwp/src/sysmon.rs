@@ -16,7 +16,7 @@
 //! - under many-to-one nothing can be done by design; the stall is counted and reported.
 //!
 //! When the ULT finally gives its LWP back, the LWP prints one warning naming it and how long
-//! it held the LWP, suggesting [`crate::blocking`] or the runtime's I/O. Warnings are rate
+//! it held the LWP, suggesting [`crate::blocking()`] or the runtime's I/O. Warnings are rate
 //! limited (one per second, with a count of the suppressed ones) and can be silenced with
 //! `LWP_SYSMON_QUIET=1` or [`crate::RuntimeBuilder::sysmon_warnings`].
 //!
@@ -24,7 +24,7 @@
 //! in it, as Go's sysmon polls the network, so readiness never waits for a busy runtime.
 //!
 //! Who may call what: only the sysmon thread marks LWPs stuck; only the LWP itself clears
-//! its mark (in [`report_unstuck`]).
+//! its mark (in `report_unstuck`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
