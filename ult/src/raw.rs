@@ -2,11 +2,11 @@
 //! scheduler implements to run it. This is the only module that touches coroutine internals.
 //!
 //! # Who may call what
-//! - A scheduler (this crate's many-to-one [`crate::executor`], or `lwp`'s LWP workers) owns
+//! - A scheduler (this crate's many-to-one (`ult::executor`, behind [`crate::run`]), or `lwp`'s LWP workers) owns
 //!   runnable [`RawUlt`]s, calls [`RawUlt::resume`] and acts on the [`Resumed`] outcome. It
 //!   implements [`Schedule`] so that spawns and wake-ups reach its run queues.
 //! - Code running inside a ULT calls [`crate::yield_now`], [`crate::park`] and friends, which
-//!   suspend the coroutine through [`suspend_current`].
+//!   suspend the coroutine through `suspend_current`.
 //! - Anyone holding an [`crate::Unparker`] may call `unpark` from any thread.
 //!
 //! # The run state
@@ -19,7 +19,7 @@
 //! stealing happens). Once started, Rust code in it may hold addresses of the thread-locals of
 //! the kernel thread it runs on across a switch, so it must be resumed on that same thread
 //! unless its spawner promised otherwise through the `unsafe` [`crate::Builder::migratable`].
-//! [`RawUlt::may_migrate`] tells a scheduler which case applies. This module reads its own
+//! [`Header::may_migrate`] tells a scheduler which case applies. This module reads its own
 //! thread-local (`CURRENT`) again after every switch, through a non-inlined function, so
 //! the runtime itself never caches a thread-local address across a switch.
 
@@ -67,7 +67,7 @@ pub trait Schedule: Send + Sync + 'static {
     /// could be created for it) is returned to the spawner; the ULT is then dropped unrun.
     fn spawn(&self, ult: RawUlt) -> std::io::Result<()>;
     /// A parked ULT was unparked. If `ult.may_migrate()` is false it must be resumed on its
-    /// home worker (see [`RawUlt::home`]).
+    /// home worker (see [`Header::home`]).
     fn wake(&self, ult: RawUlt);
     /// Arranges for `unparker.unpark()` to be called at or after `deadline`; returns a key
     /// for [`Schedule::cancel_timer`]. Called from inside a ULT of this scheduler.
