@@ -139,23 +139,22 @@ impl Io {
     /// The reactor source to wait on: this socket's, registered with the running ULT's
     /// runtime on first use; `None` outside a runtime with a reactor.
     fn source(&self, fd: RawFd) -> io::Result<Option<&Arc<Source>>> {
+        if let Some(source) = self.source.get() {
+            // A socket registered with another runtime's reactor (or used outside any) waits
+            // by polling its fd.
+            return Ok(source.reactor().is_current().then_some(source));
+        }
         let Some(reactor) = Reactor::current() else {
             return Ok(None);
         };
+        let _once = self.registering.lock().unwrap_or_else(|e| e.into_inner());
         let source = match self.source.get() {
             Some(source) => source,
             None => {
-                let _once = self.registering.lock().unwrap_or_else(|e| e.into_inner());
-                match self.source.get() {
-                    Some(source) => source,
-                    None => {
-                        let source = reactor.register(fd)?;
-                        self.source.get_or_init(|| source)
-                    }
-                }
+                let source = reactor.register(fd)?;
+                self.source.get_or_init(|| source)
             }
         };
-        // A socket registered with another runtime's reactor waits by polling its fd.
         Ok(Arc::ptr_eq(source.reactor(), &reactor).then_some(source))
     }
 
@@ -175,8 +174,10 @@ impl Io {
         op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
         let deadline = self.deadline(Dir::Read);
-        // Relaxed: a hint; the edge flag (acquire) decides.
-        if self.read_drained.swap(false, Ordering::Relaxed) {
+        // Relaxed: a hint; the edge flag (acquire) decides. Load first: no locked
+        // instruction on the common path.
+        if self.read_drained.load(Ordering::Relaxed) {
+            self.read_drained.store(false, Ordering::Relaxed);
             if let Some(source) = self.source(fd)? {
                 if !source.edge_pending(Dir::Read) {
                     // Drained, and no edge since: wait for one (the retry below handles a

@@ -269,6 +269,19 @@ impl Reactor {
         CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
     }
 
+    /// Whether `self` is the reactor of the runtime whose ULT is running on this thread
+    /// ([`Reactor::current`] without the reference count, for the per-wait check).
+    pub(crate) fn is_current(&self) -> bool {
+        ult::in_ult()
+            && CURRENT
+                .try_with(|c| {
+                    c.borrow()
+                        .as_ref()
+                        .is_some_and(|r| std::ptr::eq(&**r, self))
+                })
+                .unwrap_or(false)
+    }
+
     /// Registers `fd` (edge-triggered, both directions).
     ///
     /// The caller must keep `fd` open until it calls [`Source::deregister`] on the returned
