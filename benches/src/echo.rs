@@ -118,7 +118,8 @@ pub fn listener() -> io::Result<std::net::TcpListener> {
     Ok(l)
 }
 
-fn lwp_echo_conn(mut s: lwp::net::TcpStream) {
+/// One connection of the blocking-style echo servers (ours and may's): read, write back.
+fn echo_conn(mut s: impl Read + Write) {
     let mut buf = [0u8; CONN_BUF];
     loop {
         match s.read(&mut buf) {
@@ -170,7 +171,7 @@ where
                             // client counts it as an error.
                             let _ = lwp::Builder::new()
                                 .stack_size(CONN_STACK)
-                                .spawn(move || lwp_echo_conn(s));
+                                .spawn(move || echo_conn(s));
                         }
                         Err(e) if transient_accept_error(&e) => {}
                         Err(e) => return Err(format!("accept: {e}")),
@@ -228,7 +229,7 @@ where
             };
             announce(port);
             loop {
-                let (mut s, _) = match l.accept() {
+                let (s, _) = match l.accept() {
                     Ok(x) => x,
                     Err(e) if transient_accept_error(&e) => continue,
                     Err(e) => return Err(format!("accept: {e}")),
@@ -240,19 +241,7 @@ where
                 // locals.
                 let spawned = unsafe {
                     // The default stack size (set above) takes may's pooled stacks.
-                    may::coroutine::Builder::new().spawn(move || {
-                        let mut buf = [0u8; CONN_BUF];
-                        loop {
-                            match s.read(&mut buf) {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => {
-                                    if s.write_all(&buf[..n]).is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                        }
-                    })
+                    may::coroutine::Builder::new().spawn(move || echo_conn(s))
                 };
                 // As for ours: a connection that cannot get a coroutine is closed.
                 drop(spawned);

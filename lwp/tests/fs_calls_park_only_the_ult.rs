@@ -2,6 +2,8 @@
 //! that writes, syncs or opens a FIFO parks while the other ULTs keep running, and the data
 //! round-trips exactly.
 
+mod sync_support;
+
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,15 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lwp::{Model, Runtime};
-
-fn with_watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("fs test did not finish in 60 s: an fs call blocked the only LWP?")
-}
 
 /// A fresh directory under the system temp dir, removed by the caller.
 fn scratch_dir(tag: &str) -> PathBuf {
@@ -42,46 +35,47 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 fn large_write_and_sync_leave_the_lwp_free_for_a_ticking_ult() {
     let dir = scratch_dir("tick");
     let path = dir.join("big.bin");
-    let (ticks_during_io, rounds) = with_watchdog(move || {
-        let rt = Runtime::new(Model::ManyToOne).unwrap();
-        rt.run(move || {
-            // Set only while this ULT is inside an fs call. Under many-to-one the ticker
-            // can run only while the writer is parked, so a tick that sees the flag set
-            // proves the fs call parked the ULT, not the LWP.
-            let in_flight = Arc::new(AtomicBool::new(false));
-            let ticks_during_io = Arc::new(AtomicU64::new(0));
-            let done = Arc::new(AtomicBool::new(false));
-            let ticker = {
-                let (in_flight, ticks, done) =
-                    (in_flight.clone(), ticks_during_io.clone(), done.clone());
-                lwp::spawn(move || {
-                    while !done.load(Ordering::Relaxed) {
-                        lwp::sleep(Duration::from_millis(2));
-                        if in_flight.load(Ordering::Relaxed) {
-                            ticks.fetch_add(1, Ordering::Relaxed);
+    let (ticks_during_io, rounds) =
+        sync_support::watchdog_slow("fs_calls_park_only_the_ult", move || {
+            let rt = Runtime::new(Model::ManyToOne).unwrap();
+            rt.run(move || {
+                // Set only while this ULT is inside an fs call. Under many-to-one the ticker
+                // can run only while the writer is parked, so a tick that sees the flag set
+                // proves the fs call parked the ULT, not the LWP.
+                let in_flight = Arc::new(AtomicBool::new(false));
+                let ticks_during_io = Arc::new(AtomicU64::new(0));
+                let done = Arc::new(AtomicBool::new(false));
+                let ticker = {
+                    let (in_flight, ticks, done) =
+                        (in_flight.clone(), ticks_during_io.clone(), done.clone());
+                    lwp::spawn(move || {
+                        while !done.load(Ordering::Relaxed) {
+                            lwp::sleep(Duration::from_millis(2));
+                            if in_flight.load(Ordering::Relaxed) {
+                                ticks.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
-                    }
-                })
-            };
-            let data = pattern(16 << 20, 0x5a);
-            let mut rounds = 0u32;
-            while ticks_during_io.load(Ordering::Relaxed) < 3 && rounds < 200 {
-                rounds += 1;
-                in_flight.store(true, Ordering::Relaxed);
-                let mut f = lwp::fs::File::create(&path).unwrap();
-                f.write_all(&data).unwrap();
-                f.sync_all().unwrap();
-                in_flight.store(false, Ordering::Relaxed);
-                drop(f);
-                let back = lwp::fs::read(&path).unwrap();
-                assert!(back == data, "round {rounds}: read back differs");
-            }
-            done.store(true, Ordering::Relaxed);
-            ticker.join().unwrap();
-            lwp::fs::remove_file(&path).unwrap();
-            (ticks_during_io.load(Ordering::Relaxed), rounds)
-        })
-    });
+                    })
+                };
+                let data = pattern(16 << 20, 0x5a);
+                let mut rounds = 0u32;
+                while ticks_during_io.load(Ordering::Relaxed) < 3 && rounds < 200 {
+                    rounds += 1;
+                    in_flight.store(true, Ordering::Relaxed);
+                    let mut f = lwp::fs::File::create(&path).unwrap();
+                    f.write_all(&data).unwrap();
+                    f.sync_all().unwrap();
+                    in_flight.store(false, Ordering::Relaxed);
+                    drop(f);
+                    let back = lwp::fs::read(&path).unwrap();
+                    assert!(back == data, "round {rounds}: read back differs");
+                }
+                done.store(true, Ordering::Relaxed);
+                ticker.join().unwrap();
+                lwp::fs::remove_file(&path).unwrap();
+                (ticks_during_io.load(Ordering::Relaxed), rounds)
+            })
+        });
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
         ticks_during_io >= 3,
@@ -97,7 +91,7 @@ fn opening_a_fifo_parks_only_the_ult_until_a_writer_comes() {
     // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
     let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
     assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
-    let got = with_watchdog(move || {
+    let got = sync_support::watchdog_slow("fs_calls_park_only_the_ult", move || {
         let rt = Runtime::new(Model::ManyToOne).unwrap();
         rt.run(move || {
             // open(O_RDONLY) on a FIFO blocks in the kernel until a writer opens it.
@@ -210,7 +204,9 @@ fn file_follows_std_semantics_inside_and_outside_ults() {
         let dir = scratch_dir("std-inside");
         let d = dir.clone();
         let jobs_before = lwp::blocking::jobs_run();
-        with_watchdog(move || Runtime::new(model).unwrap().run(move || exercise(d)));
+        sync_support::watchdog_slow("fs_calls_park_only_the_ult", move || {
+            Runtime::new(model).unwrap().run(move || exercise(d))
+        });
         assert!(
             lwp::blocking::jobs_run() > jobs_before,
             "{model}: no call went through the blocking pool"

@@ -1,20 +1,12 @@
 //! `lwp::fs` failures come back as the `io::Error`s std returns (NotFound, AlreadyExists,
 //! InvalidData, ...), inside ULTs and on plain threads alike.
 
+mod sync_support;
+
 use std::io::{ErrorKind, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use lwp::{Model, Runtime};
-
-fn with_watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("fs test did not finish in 60 s")
-}
 
 fn check_errors(tag: &str) {
     static N: AtomicU64 = AtomicU64::new(0);
@@ -89,6 +81,8 @@ fn errors_inside_ults_are_std_errors() {
         Model::OneToOne,
         Model::ManyToMany { lwps: 2 },
     ] {
-        with_watchdog(move || Runtime::new(model).unwrap().run(|| check_errors("inside")));
+        sync_support::watchdog_slow("fs_errors_are_io_errors", move || {
+            Runtime::new(model).unwrap().run(|| check_errors("inside"))
+        });
     }
 }

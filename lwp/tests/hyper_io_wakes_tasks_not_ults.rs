@@ -6,6 +6,8 @@
 
 #![cfg(feature = "hyper")]
 
+mod sync_support;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
@@ -19,15 +21,6 @@ use hyper::{Request, Response, StatusCode};
 use lwp::hyper_rt::{HyperIo, LwpSleep, LwpTimer};
 use lwp::net::{TcpListener, TcpStream};
 use lwp::{Model, Runtime};
-
-fn with_watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("hyper test did not finish in 60 s: a lost wake-up?")
-}
 
 /// Polls both futures in the same task until both are done.
 async fn join2<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
@@ -130,7 +123,7 @@ async fn everything_in_one_task(server_io: TcpStream, client_io: TcpStream, big:
 #[test]
 fn one_task_drives_server_client_and_requests_on_one_ult() {
     for model in [Model::ManyToOne, Model::ManyToMany { lwps: 2 }] {
-        with_watchdog(move || {
+        sync_support::watchdog_slow("hyper_io_wakes_tasks_not_ults", move || {
             Runtime::new(model).expect("runtime").run(|| {
                 let (s, c) = pair();
                 lwp::block_on(everything_in_one_task(s, c, 8 << 20));
@@ -143,7 +136,7 @@ fn one_task_drives_server_client_and_requests_on_one_ult() {
 fn service_woken_by_a_timer_answers_while_the_connection_waits_to_read() {
     // Each connection on its own ULT, as usual; the service's sleep is woken by the timer
     // thread while the connection's ULT is waiting (hyper also polls the socket for EOF).
-    let elapsed = with_watchdog(|| {
+    let elapsed = sync_support::watchdog_slow("hyper_io_wakes_tasks_not_ults", || {
         Runtime::new(Model::ManyToOne).expect("runtime").run(|| {
             let (s, c) = pair();
             let server = lwp::spawn(move || {
@@ -186,7 +179,7 @@ fn service_woken_by_a_timer_answers_while_the_connection_waits_to_read() {
 fn infallible_service_on_a_plain_thread_block_on() {
     // Outside any runtime: the HyperIo watchers run on the default runtime, the futures on
     // plain threads.
-    with_watchdog(|| {
+    sync_support::watchdog_slow("hyper_io_wakes_tasks_not_ults", || {
         let (s, c) = pair();
         let server = std::thread::spawn(move || {
             let svc = hyper::service::service_fn(|_req: Request<Incoming>| async {

@@ -4,6 +4,8 @@
 
 #![cfg(feature = "hyper")]
 
+mod sync_support;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,15 +18,6 @@ use hyper::{Request, Response, StatusCode};
 use lwp::hyper_rt::{HyperIo, LwpExecutor, LwpTimer};
 use lwp::net::{TcpListener, TcpStream};
 use lwp::{Model, Runtime};
-
-fn with_watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("hyper test did not finish in 60 s: a lost wake-up?")
-}
 
 /// Accepts one connection and serves it with hyper until the client closes it.
 fn serve_one(listener: TcpListener) -> hyper::Result<()> {
@@ -75,7 +68,7 @@ fn client(addr: SocketAddr, n: usize) -> Duration {
 }
 
 fn exchange(model: Model, n: usize) -> Duration {
-    with_watchdog(move || {
+    sync_support::watchdog_slow("hyper_keep_alive_on_ults", move || {
         let rt = Runtime::new(model).expect("runtime");
         rt.run(move || {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

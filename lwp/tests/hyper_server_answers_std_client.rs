@@ -4,6 +4,8 @@
 
 #![cfg(feature = "hyper")]
 
+mod sync_support;
+
 use std::convert::Infallible;
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -15,15 +17,6 @@ use hyper::{Request, Response};
 use lwp::hyper_rt::{HyperIo, LwpTimer};
 use lwp::net::TcpListener;
 use lwp::{Model, Runtime};
-
-fn with_watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("hyper test did not finish in 60 s: a lost wake-up?")
-}
 
 /// Reads one response (head and `Content-Length` body) from a blocking std stream.
 fn read_response(s: &mut std::net::TcpStream) -> (String, Vec<u8>) {
@@ -94,7 +87,7 @@ fn hyper_server_on_ults_answers_blocking_std_clients() {
             })
         });
         // Clients: plain kernel threads with std's blocking sockets, all at once.
-        let clients = with_watchdog(move || {
+        let clients = sync_support::watchdog_slow("hyper_server_answers_std_client", move || {
             let hs: Vec<_> = (0..CONNECTIONS)
                 .map(|c| {
                     std::thread::spawn(move || {
@@ -124,7 +117,9 @@ fn hyper_server_on_ults_answers_blocking_std_clients() {
                 .count()
         });
         assert_eq!(clients, CONNECTIONS, "{model}: some client failed");
-        let results = with_watchdog(move || server.join().expect("server thread panicked"));
+        let results = sync_support::watchdog_slow("hyper_server_answers_std_client", move || {
+            server.join().expect("server thread panicked")
+        });
         for r in results {
             assert!(r.is_ok(), "{model}: server connection: {r:?}");
         }
@@ -150,7 +145,7 @@ fn minimal_raw_request_gets_200() {
                 .map_err(|e| e.to_string())
             })
     });
-    let head = with_watchdog(move || {
+    let head = sync_support::watchdog_slow("hyper_server_answers_std_client", move || {
         let mut s = std::net::TcpStream::connect(addr).expect("connect");
         s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             .expect("write");
@@ -160,6 +155,8 @@ fn minimal_raw_request_gets_200() {
     });
     assert!(head.starts_with("HTTP/1.1 200"), "head: {head}");
     // The client closed: the server's connection ends cleanly.
-    let served = with_watchdog(move || server.join().expect("server thread"));
+    let served = sync_support::watchdog_slow("hyper_server_answers_std_client", move || {
+        server.join().expect("server thread")
+    });
     assert!(served.is_ok(), "{served:?}");
 }

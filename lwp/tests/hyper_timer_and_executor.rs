@@ -4,6 +4,8 @@
 
 #![cfg(feature = "hyper")]
 
+mod sync_support;
+
 use std::future::Future;
 use std::io::{Read, Write};
 use std::pin::Pin;
@@ -20,15 +22,6 @@ use hyper::{Request, Response};
 use lwp::hyper_rt::{HyperIo, LwpExecutor, LwpSleep, LwpTimer};
 use lwp::net::TcpListener;
 use lwp::{Model, Runtime};
-
-fn with_watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("timer test did not finish in 60 s: a lost wake-up?")
-}
 
 struct CountingWaker(AtomicUsize);
 
@@ -51,7 +44,7 @@ fn sleeps_complete_at_their_deadline_in_ults_and_on_threads() {
         Model::OneToOne,
         Model::ManyToMany { lwps: 2 },
     ] {
-        let times = with_watchdog(move || {
+        let times = sync_support::watchdog_slow("hyper_timer_and_executor", move || {
             Runtime::new(model).expect("runtime").run(move || {
                 let hs: Vec<_> = (1..=8u64)
                     .map(|i| {
@@ -155,7 +148,7 @@ fn header_read_timeout_closes_a_silent_connection() {
                 .map_err(|e| e.is_timeout())
             })
     });
-    let elapsed = with_watchdog(move || {
+    let elapsed = sync_support::watchdog_slow("hyper_timer_and_executor", move || {
         let mut c = std::net::TcpStream::connect(addr).expect("connect");
         let t0 = Instant::now();
         // Half a request head, then silence.
@@ -166,7 +159,9 @@ fn header_read_timeout_closes_a_silent_connection() {
     });
     assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
-    let served = with_watchdog(move || server.join().expect("server thread"));
+    let served = sync_support::watchdog_slow("hyper_timer_and_executor", move || {
+        server.join().expect("server thread")
+    });
     assert_eq!(
         served,
         Err(true),
@@ -184,7 +179,7 @@ fn executor_runs_futures_on_ults() {
     });
     assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(true));
     // From a ULT: on that runtime; a large future is fine.
-    let sum = with_watchdog(|| {
+    let sum = sync_support::watchdog_slow("hyper_timer_and_executor", || {
         Runtime::new(Model::ManyToOne).expect("runtime").run(|| {
             let (tx, rx) = lwp::channel::unbounded();
             for i in 0..100u64 {

@@ -1,21 +1,14 @@
 //! `lwp::net` sockets: std semantics (EOF, refused, reset, timeouts) and waits that park only
 //! the ULT, under every model; plain threads block as with std.
 
+mod sync_support;
+
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use lwp::net::{TcpListener, TcpStream, UdpSocket};
 use lwp::{Model, Runtime};
-
-fn with_watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("network test did not finish in 60 s: a lost wake-up?")
-}
 
 #[test]
 fn echo_many_connections_under_many_to_one_and_many_to_many() {
@@ -35,7 +28,7 @@ fn echo_many_connections(models: &[Model]) {
     for &model in models {
         let clients = if model == Model::OneToOne { 20 } else { 200 };
         eprintln!("model {model}");
-        let total = with_watchdog(move || {
+        let total = sync_support::watchdog_slow("net_sockets_park_only_the_ult", move || {
             let rt = Runtime::new(model).unwrap();
             rt.run(move || {
                 let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -90,7 +83,7 @@ fn echo_many_connections(models: &[Model]) {
 fn read_timeout_is_timed_out_and_idle_peers_cost_no_lwp() {
     // Many-to-one: if a silent peer blocked the LWP, the second client below would hang.
     let rt = Runtime::new(Model::ManyToOne).unwrap();
-    with_watchdog(move || {
+    sync_support::watchdog_slow("net_sockets_park_only_the_ult", move || {
         rt.run(|| {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
@@ -132,7 +125,7 @@ fn read_timeout_is_timed_out_and_idle_peers_cost_no_lwp() {
 #[test]
 fn refused_reset_eof_and_zero_timeout_behave_like_std() {
     let rt = Runtime::new(Model::ManyToMany { lwps: 2 }).unwrap();
-    with_watchdog(move || {
+    sync_support::watchdog_slow("net_sockets_park_only_the_ult", move || {
         rt.run(|| {
             // Refused: bind a port, then close it.
             let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -175,7 +168,7 @@ fn refused_reset_eof_and_zero_timeout_behave_like_std() {
 #[test]
 fn udp_round_trip_and_timeout() {
     let rt = Runtime::new(Model::ManyToOne).unwrap();
-    with_watchdog(move || {
+    sync_support::watchdog_slow("net_sockets_park_only_the_ult", move || {
         rt.run(|| {
             let a = UdpSocket::bind("127.0.0.1:0").unwrap();
             let b = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -226,7 +219,7 @@ fn reads_after_a_short_read_see_later_and_earlier_data() {
         Model::ManyToMany { lwps: 2 },
         Model::OneToOne,
     ] {
-        let got = with_watchdog(move || {
+        let got = sync_support::watchdog_slow("net_sockets_park_only_the_ult", move || {
             let rt = Runtime::new(model).unwrap();
             rt.run(|| {
                 let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -280,27 +280,7 @@ impl IdleRow {
     }
 }
 
-/// A target's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Verdict {
-    /// Met by this run's medians.
-    Pass,
-    /// Missed by this run's medians.
-    Fail,
-    /// A row it needs was not measured.
-    Unknown,
-}
-
-impl Verdict {
-    /// `PASS`, `FAIL` or `n/a`.
-    pub fn word(self) -> &'static str {
-        match self {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL",
-            Verdict::Unknown => "n/a",
-        }
-    }
-}
+pub use super::Verdict;
 
 /// Issue 4's target at one connection count: many-to-many vs tokio.
 #[derive(Debug, Clone, Serialize)]

@@ -31,6 +31,28 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::path::PathBuf;
 
+/// Whether an issue target is met (the `runtime` and `echo` experiments judge theirs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// Met by this run's medians.
+    Pass,
+    /// Missed by this run's medians.
+    Fail,
+    /// A row it needs was not measured.
+    Unknown,
+}
+
+impl Verdict {
+    /// `PASS`, `FAIL` or `n/a`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Unknown => "n/a",
+        }
+    }
+}
+
 /// How long the lab runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Mode {

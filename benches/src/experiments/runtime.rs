@@ -215,27 +215,7 @@ pub fn may_skynet_leaves(leaves: u64, max_leaves: u64, live_budget: u64) -> u64 
     l
 }
 
-/// Whether a target is met.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Verdict {
-    /// Met by this run's medians.
-    Pass,
-    /// Missed by this run's medians.
-    Fail,
-    /// A row it needs was not measured.
-    Unknown,
-}
-
-impl Verdict {
-    /// `PASS`, `FAIL` or `n/a`.
-    pub fn word(self) -> &'static str {
-        match self {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL",
-            Verdict::Unknown => "n/a",
-        }
-    }
-}
+pub use super::Verdict;
 
 /// "ours at least `factor` times cheaper than `other`": (other / ours, verdict) from the
 /// medians; `Unknown` when either is missing or not positive.
@@ -522,6 +502,14 @@ fn measure(kind: &Kind, n: u64, ctx: &Ctx, cores: usize) -> Result<Sample, Strin
         value: v,
         ..Sample::default()
     };
+    // A peer that reports a total time and an operation count: time per operation.
+    let per_op_peer = |c: &mut Command| -> Result<Sample, String> {
+        let out = peers::run_peer(c, CHILD_LIMIT)?;
+        Ok(Sample {
+            runtime: Some(out.runtime.clone()),
+            ..time(peer_time(&out, true)?)
+        })
+    };
     match kind {
         Kind::LwpYield => {
             let rt = lwp_one_pinned()?;
@@ -546,20 +534,12 @@ fn measure(kind: &Kind, n: u64, ctx: &Ctx, cores: usize) -> Result<Sample, Strin
                 "--w",
                 &warm.to_string(),
             ]);
-            let out = peers::run_peer(&mut c, CHILD_LIMIT)?;
-            Ok(Sample {
-                runtime: Some(out.runtime.clone()),
-                ..time(peer_time(&out, true)?)
-            })
+            per_op_peer(&mut c)
         }
         Kind::GoChan(bin) => {
             let mut c = Command::new(bin);
             c.args(["chan", "-n", &n.to_string()]);
-            let out = peers::run_peer(&mut c, CHILD_LIMIT)?;
-            Ok(Sample {
-                runtime: Some(out.runtime.clone()),
-                ..time(peer_time(&out, true)?)
-            })
+            per_op_peer(&mut c)
         }
         Kind::LwpSpawn => {
             let rt = lwp_many(cores)?;
@@ -586,20 +566,12 @@ fn measure(kind: &Kind, n: u64, ctx: &Ctx, cores: usize) -> Result<Sample, Strin
                 "--workers",
                 &cores.to_string(),
             ]);
-            let out = peers::run_peer(&mut c, CHILD_LIMIT)?;
-            Ok(Sample {
-                runtime: Some(out.runtime.clone()),
-                ..time(peer_time(&out, true)?)
-            })
+            per_op_peer(&mut c)
         }
         Kind::GoSpawn(bin) => {
             let mut c = Command::new(bin);
             c.args(["spawn", "-n", &n.to_string(), "-batch", &BATCH.to_string()]);
-            let out = peers::run_peer(&mut c, CHILD_LIMIT)?;
-            Ok(Sample {
-                runtime: Some(out.runtime.clone()),
-                ..time(peer_time(&out, true)?)
-            })
+            per_op_peer(&mut c)
         }
         Kind::LwpSkynet => {
             let rt = lwp_many(cores)?;

@@ -1,5 +1,5 @@
-//! Shared by the `sync_*` and `channel_*` integration tests: a watchdog that turns a
-//! deadlock into a test failure, and size knobs that shrink under Miri.
+//! Shared by the integration tests: a watchdog that turns a deadlock into a test failure,
+//! and size knobs that shrink under Miri.
 //!
 //! Every scenario runs on its own std thread; if it has not finished within the limit the
 //! test panics (the stuck thread is leaked, the process still exits), so a primitive that
@@ -26,9 +26,31 @@ pub const fn size(n: usize) -> usize {
     }
 }
 
+/// How long a network, file or hyper scenario may take (they move real data through the
+/// kernel, in debug builds too).
+pub const SLOW_LIMIT: Duration = Duration::from_secs(60);
+
 /// Runs `f` on a fresh std thread and returns its result; panics if it panics or if it does
 /// not finish within [`LIMIT`].
 pub fn watchdog<T, F>(name: &str, f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    watchdog_for(name, LIMIT, f)
+}
+
+/// [`watchdog`] with [`SLOW_LIMIT`].
+pub fn watchdog_slow<T, F>(name: &str, f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    watchdog_for(name, SLOW_LIMIT, f)
+}
+
+/// [`watchdog`] with its own limit.
+pub fn watchdog_for<T, F>(name: &str, limit: Duration, f: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -42,13 +64,13 @@ where
             v
         })
         .expect("spawn watchdog thread");
-    match rx.recv_timeout(LIMIT) {
+    match rx.recv_timeout(limit) {
         Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
             Ok(v) => v,
             Err(payload) => std::panic::resume_unwind(payload),
         },
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{name}: did not finish within {LIMIT:?} (deadlock or lost wake-up?)")
+            panic!("{name}: did not finish within {limit:?} (deadlock or lost wake-up?)")
         }
     }
 }
