@@ -2,7 +2,10 @@ use std::time::Instant;
 fn main() {
     for _ in 0..3 {
         let per = ult::run(|| {
-            let n = 2_000_000u64;
+            let n: u64 = std::env::var("N")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(2_000_000);
             let t = Instant::now();
             for i in 0..n {
                 std::hint::black_box(ult::spawn(move || i).join().unwrap());

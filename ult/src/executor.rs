@@ -14,8 +14,9 @@
 //! thread); ULTs still parked are leaked unless something unparks them later, like threads
 //! left running at process exit.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
+use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::timer::TimerQueue;
@@ -23,7 +24,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::raw::{self, RawUlt, Resumed, Schedule, Spec};
+use crate::raw::{self, Header, Nest, RawUlt, Resumed, Schedule, Spec};
 use crate::{JoinHandle, Unparker};
 
 /// State shared with other threads: the inbox of remote wake-ups.
@@ -34,10 +35,42 @@ struct Shared {
     thread: std::thread::Thread,
 }
 
+/// The FIFO run queue. Only the executor thread touches it (`Local` is `!Sync`), and no
+/// method hands out a reference or runs foreign code while it holds the deque, so the
+/// `UnsafeCell` needs no borrow flag: the flag's store-then-check chain was a measurable part
+/// of every switch.
+#[derive(Default)]
+struct RunQueue(UnsafeCell<VecDeque<RawUlt>>);
+
+impl RunQueue {
+    #[inline]
+    fn push(&self, ult: RawUlt) {
+        // SAFETY: single-threaded and not re-entrant (see the type's comment).
+        unsafe { (*self.0.get()).push_back(ult) }
+    }
+
+    #[inline]
+    fn pop(&self) -> Option<RawUlt> {
+        // SAFETY: as in `push`.
+        unsafe { (*self.0.get()).pop_front() }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        // SAFETY: as in `push`.
+        unsafe { (*self.0.get()).len() }
+    }
+
+    fn extend(&self, batch: Vec<RawUlt>) {
+        // SAFETY: as in `push`; moving RawUlts runs no foreign code.
+        unsafe { (*self.0.get()).extend(batch) }
+    }
+}
+
 /// State only the executor thread touches.
 struct Local {
     id: u64,
-    queue: RefCell<VecDeque<RawUlt>>,
+    queue: RunQueue,
     timers: RefCell<TimerQueue>,
 }
 
@@ -62,7 +95,7 @@ impl Shared {
         let mut ult = Some(ult);
         with_local(self.id, |l| {
             if let Some(u) = ult.take() {
-                l.queue.borrow_mut().push_back(u);
+                l.queue.push(u);
             }
         });
         if let Some(ult) = ult {
@@ -153,7 +186,7 @@ where
     });
     let local = Rc::new(Local {
         id,
-        queue: RefCell::new(VecDeque::new()),
+        queue: RunQueue::default(),
         timers: RefCell::new(TimerQueue::default()),
     });
     crate::raw::prepare_thread();
@@ -173,7 +206,7 @@ where
     event_loop(&shared, &local, &root);
     // Cancel what is still queued, on this thread (their home).
     loop {
-        let next = local.queue.borrow_mut().pop_front();
+        let next = local.queue.pop();
         match next {
             Some(u) => u.cancel(),
             None => break,
@@ -187,25 +220,113 @@ where
 /// queue does not pay for a clock read per switch.
 const TIMER_CHECK_INTERVAL: u32 = 61;
 
-fn event_loop<T>(shared: &Shared, local: &Local, root: &JoinHandle<T>) {
-    let mut tick: u32 = 0;
-    loop {
-        if shared.inbox_nonempty.load(Ordering::Relaxed) {
-            drain_inbox(shared, local);
+/// What the nested runs (see [`raw::Nest`]) and the event loop share: the executor's two
+/// halves and the timer tick.
+struct NestCtx<'a> {
+    shared: &'a Shared,
+    local: &'a Local,
+    tick: Cell<u32>,
+}
+
+impl NestCtx<'_> {
+    /// Moves remote wake-ups into the queue and, every [`TIMER_CHECK_INTERVAL`] calls, fires
+    /// due timers.
+    #[inline]
+    fn poll(&self) {
+        if self.shared.inbox_nonempty.load(Ordering::Relaxed) {
+            drain_inbox(self.shared, self.local);
         }
-        tick = tick.wrapping_add(1);
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
         if tick.is_multiple_of(TIMER_CHECK_INTERVAL) {
-            fire_timers(local);
+            fire_timers(self.local);
         }
-        let next = local.queue.borrow_mut().pop_front();
-        if let Some(ult) = next {
-            if let Resumed::Runnable(ult) = ult.resume() {
-                local.queue.borrow_mut().push_back(ult);
+    }
+
+    #[inline]
+    fn pop(&self) -> Option<RawUlt> {
+        self.local.queue.pop()
+    }
+
+    /// Resumes `ult` on the running ULT's stack, without the offer to nest further: its next
+    /// switch comes straight back here.
+    #[inline]
+    fn run_nested(&self, ult: RawUlt) {
+        // SAFETY: null is always a valid offer; the previous one is restored just below.
+        let outer = unsafe { raw::set_nest(ptr::null()) };
+        let outcome = ult.resume();
+        // SAFETY: `outer` is the event loop's offer, valid while the loop runs (it is below
+        // us on this thread's stacks).
+        unsafe { raw::set_nest(outer) };
+        if let Resumed::Runnable(ult) = outcome {
+            self.local.queue.push(ult);
+        }
+    }
+}
+
+/// `yield_now` of a ULT the event loop resumed: run, on its stack, the ULTs queued ahead of
+/// it (FIFO order, as if it had gone to the back of the queue), then return to it.
+fn nested_yield(nest: &Nest) {
+    // SAFETY: `data` is the event loop's `NestCtx`, alive while the loop runs.
+    let ctx = unsafe { &*(nest.data as *const NestCtx<'_>) };
+    ctx.poll();
+    let mut ahead = ctx.local.queue.len();
+    while ahead > 0 {
+        ahead -= 1;
+        match ctx.pop() {
+            Some(ult) => ctx.run_nested(ult),
+            None => return,
+        }
+        ctx.poll();
+    }
+}
+
+/// `park` of a ULT the event loop resumed: run queued ULTs on its stack until its unpark
+/// token arrives (true: `park` returns), or until nothing is runnable (false: it suspends to
+/// the event loop, which parks it for real and waits).
+fn nested_park(nest: &Nest, header: &Header) -> bool {
+    // SAFETY: as in `nested_yield`.
+    let ctx = unsafe { &*(nest.data as *const NestCtx<'_>) };
+    loop {
+        ctx.poll();
+        match ctx.pop() {
+            Some(ult) => ctx.run_nested(ult),
+            None => return false,
+        }
+        if header.take_unpark_token() {
+            return true;
+        }
+    }
+}
+
+fn event_loop<T>(shared: &Shared, local: &Local, root: &JoinHandle<T>) {
+    let ctx = NestCtx {
+        shared,
+        local,
+        tick: Cell::new(0),
+    };
+    let nest = Nest {
+        on_yield: nested_yield,
+        on_park: nested_park,
+        data: &ctx as *const NestCtx<'_> as *const (),
+    };
+    loop {
+        ctx.poll();
+        if let Some(ult) = ctx.pop() {
+            // The offer is set only around this resume, so code that runs on the executor
+            // thread outside a ULT (or a ULT being cancelled) never nests.
+            // SAFETY: `nest` lives until this function returns, and is replaced right after.
+            let outer = unsafe { raw::set_nest(&nest) };
+            let outcome = ult.resume();
+            // SAFETY: restores the previous (null) offer.
+            unsafe { raw::set_nest(outer) };
+            if let Resumed::Runnable(ult) = outcome {
+                local.queue.push(ult);
             }
             continue;
         }
         fire_timers(local);
-        if !local.queue.borrow().is_empty() {
+        if local.queue.len() != 0 {
             continue;
         }
         if root.is_finished() {
@@ -228,7 +349,7 @@ fn drain_inbox(shared: &Shared, local: &Local) {
     // Acquire: pairs with the release store in `Shared::push`.
     shared.inbox_nonempty.swap(false, Ordering::Acquire);
     let batch = std::mem::take(&mut *shared.inbox.lock().unwrap_or_else(|e| e.into_inner()));
-    local.queue.borrow_mut().extend(batch);
+    local.queue.extend(batch);
 }
 
 fn next_deadline(local: &Local) -> Option<Instant> {

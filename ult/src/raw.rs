@@ -191,6 +191,44 @@ thread_local! {
     /// The running ULT's yielder (null before its first run): the switch path reads it
     /// without walking the header.
     static CURRENT_YIELDER: Cell<*const Yielder<(), Switch>> = const { Cell::new(ptr::null()) };
+    /// Non-null while the running ULT may run other ULTs on its own stack when it yields or
+    /// parks (see [`Nest`]); null while a nested ULT runs, and on threads of other schedulers.
+    static NEST: Cell<*const Nest> = const { Cell::new(ptr::null()) };
+}
+
+/// A scheduler's offer to run other ULTs on the stack of the running ULT instead of switching
+/// back to the scheduler first (a direct hand-off).
+///
+/// With a plain asymmetric coroutine, a yield from A to B costs four switches: A to the
+/// scheduler, the scheduler to B, and back the same way. If A itself resumes B (corosensei
+/// records the parent at every `resume`, so a coroutine may resume another), B's next switch
+/// returns straight into A: two switches per round trip. A scheduler that offers this sets
+/// [`set_nest`] before it resumes a ULT; `yield_now` and `park` then call [`Nest::on_yield`]
+/// and [`Nest::on_park`] on the running ULT's own stack.
+///
+/// Depth is bounded at one: the nested ULT runs with `NEST` cleared, so it switches back to
+/// its parent like any coroutine. The scheduler decides what runs; the running ULT only lends
+/// its stack. Only single-threaded schedulers use this (the many-to-one executor): nested
+/// ULTs then stay on their home thread by construction.
+pub struct Nest {
+    /// Runs the ULTs that are queued ahead of the caller, then returns.
+    pub on_yield: fn(&Nest),
+    /// Runs queued ULTs until `header`'s unpark token arrives (then consumes it and returns
+    /// true) or nothing is left to run (returns false: the caller must really park).
+    pub on_park: fn(&Nest, &Header) -> bool,
+    /// The scheduler's own state, for the two functions above.
+    pub data: *const (),
+}
+
+/// Sets the calling thread's [`Nest`] offer (null: none) and returns the previous one. A
+/// scheduler sets it around `resume` of a ULT that may nest, and clears it around `resume`
+/// of a nested ULT.
+///
+/// # Safety
+/// A non-null `nest` must stay valid until it is replaced on this thread.
+#[inline]
+pub unsafe fn set_nest(nest: *const Nest) -> *const Nest {
+    NEST.with(|n| n.replace(nest))
 }
 
 /// The header of the ULT running on this kernel thread. Never inlined, so that a ULT that
@@ -414,6 +452,13 @@ impl Header {
         }
     }
 
+    /// Consumes the ULT's pending unpark token, if any (what `park` does before it suspends).
+    /// Only the ULT itself, or a [`Nest`] running on its stack, calls this.
+    #[inline]
+    pub fn take_unpark_token(&self) -> bool {
+        self.state.take_token()
+    }
+
     /// Registers the joiner. Returns false if the ULT already completed (nothing registered).
     pub(crate) fn register_join_waiter(&self, waiter: Unparker) -> bool {
         // SAFETY: only the single JoinHandle writes here, and only before it sets JOIN_WAITER;
@@ -464,13 +509,14 @@ impl RawUlt {
     pub fn resume_then(self, after: impl FnOnce(&Header)) -> Resumed {
         let header: &Header = &self;
         let prev = CURRENT.with(|c| c.replace(&self as *const RawUlt));
-        CURRENT_YIELDER.with(|c| c.set(header.yielder.get()));
+        // A nested resume (see `Nest`) must give the parent ULT its yielder back afterwards.
+        let prev_yielder = CURRENT_YIELDER.with(|c| c.replace(header.yielder.get()));
         // SAFETY: the run-state protocol gives the caller exclusive ownership of the
         // coroutine: it popped the ULT from a run queue, and a ULT is in at most one queue.
         let co = unsafe { (*header.co.get()).as_mut() }.expect("resumed a finished ULT");
         let outcome = co.resume(());
         CURRENT.with(|c| c.set(prev));
-        CURRENT_YIELDER.with(|c| c.set(ptr::null()));
+        CURRENT_YIELDER.with(|c| c.set(prev_yielder));
         after(header);
         match outcome {
             CoroutineResult::Yield(Switch::Yield) => Resumed::Runnable(self),
@@ -598,8 +644,14 @@ pub fn prepare_thread() {
 /// must happen on the thread that runs the ULT now, so no caller can cache the address
 /// across a switch (a migratable ULT may come back on another thread).
 #[inline(never)]
-fn current_yielder() -> *const Yielder<(), Switch> {
-    CURRENT_YIELDER.with(|c| c.get())
+fn current_yielder() -> (*const Yielder<(), Switch>, *const Nest) {
+    (CURRENT_YIELDER.with(|c| c.get()), NEST.with(|n| n.get()))
+}
+
+/// The calling thread's [`Nest`] offer, read afresh (never inlined, like `current_yielder`).
+#[inline(never)]
+fn current_nest() -> *const Nest {
+    NEST.with(|n| n.get())
 }
 
 /// Yields the running ULT; false if the caller is not a ULT.
@@ -612,7 +664,14 @@ fn current_yielder() -> *const Yielder<(), Switch> {
 /// stay paired.
 #[inline(always)]
 pub(crate) fn yield_current() -> bool {
-    let y = current_yielder();
+    let (y, nest) = current_yielder();
+    if !nest.is_null() {
+        // SAFETY: a non-null NEST is valid until its scheduler replaces it (`set_nest`'s
+        // contract), and the scheduler is suspended below us in this very call chain.
+        let nest = unsafe { &*nest };
+        (nest.on_yield)(nest);
+        return true;
+    }
     if y.is_null() {
         return false;
     }
@@ -629,6 +688,14 @@ pub(crate) fn yield_current() -> bool {
 pub(crate) fn park_current(header: &Header) {
     if header.state.take_token() {
         return;
+    }
+    let nest = current_nest();
+    if !nest.is_null() {
+        // SAFETY: as in `yield_current`.
+        let nest = unsafe { &*nest };
+        if (nest.on_park)(nest, header) {
+            return;
+        }
     }
     suspend_current(header, Switch::Park);
 }
