@@ -236,10 +236,13 @@ impl NestCtx<'_> {
         if self.shared.inbox_nonempty.load(Ordering::Relaxed) {
             drain_inbox(self.shared, self.local);
         }
-        let tick = self.tick.get().wrapping_add(1);
-        self.tick.set(tick);
-        if tick.is_multiple_of(TIMER_CHECK_INTERVAL) {
+        // A countdown: one decrement and a test for zero, no division on the switch path.
+        let left = self.tick.get();
+        if left == 0 {
+            self.tick.set(TIMER_CHECK_INTERVAL);
             fire_timers(self.local);
+        } else {
+            self.tick.set(left - 1);
         }
     }
 
@@ -281,6 +284,24 @@ fn nested_yield(nest: &Nest) {
     }
 }
 
+/// `join` of a ULT the event loop resumed: run queued ULTs on its stack until `child` has
+/// finished (true), or until nothing is runnable (false: the caller registers as the child's
+/// waiter and parks). A join that helps this way needs no waiter, no unpark and no token.
+fn nested_join(nest: &Nest, child: &Header) -> bool {
+    // SAFETY: as in `nested_yield`.
+    let ctx = unsafe { &*(nest.data as *const NestCtx<'_>) };
+    loop {
+        ctx.poll();
+        match ctx.pop() {
+            Some(ult) => ctx.run_nested(ult),
+            None => return false,
+        }
+        if child.is_finished() {
+            return true;
+        }
+    }
+}
+
 /// `park` of a ULT the event loop resumed: run queued ULTs on its stack until its unpark
 /// token arrives (true: `park` returns), or until nothing is runnable (false: it suspends to
 /// the event loop, which parks it for real and waits).
@@ -303,11 +324,12 @@ fn event_loop<T>(shared: &Shared, local: &Local, root: &JoinHandle<T>) {
     let ctx = NestCtx {
         shared,
         local,
-        tick: Cell::new(0),
+        tick: Cell::new(TIMER_CHECK_INTERVAL),
     };
     let nest = Nest {
         on_yield: nested_yield,
         on_park: nested_park,
+        on_join: nested_join,
         data: &ctx as *const NestCtx<'_> as *const (),
     };
     loop {

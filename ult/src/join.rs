@@ -5,9 +5,7 @@
 //! described in [`crate::raw`]): a ULT joiner parks only itself, a kernel-thread joiner blocks
 //! its thread. Dropping a handle detaches the ULT, as with `std::thread`.
 
-use std::sync::Arc;
-
-use crate::raw::{RawUlt, UltCell, UltId};
+use crate::raw::{CellRef, RawUlt, UltId};
 
 /// A handle to a ULT, like `std::thread::Thread`: id, name, unpark.
 #[derive(Clone, Debug)]
@@ -49,7 +47,7 @@ impl Ult {
 /// An owned permission to join a ULT (wait for it and take its result), like
 /// `std::thread::JoinHandle`.
 pub struct JoinHandle<T> {
-    cell: Arc<UltCell<T>>,
+    cell: CellRef<T>,
 }
 
 impl<T> std::fmt::Debug for JoinHandle<T> {
@@ -61,7 +59,7 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(cell: Arc<UltCell<T>>) -> JoinHandle<T> {
+    pub(crate) fn new(cell: CellRef<T>) -> JoinHandle<T> {
         JoinHandle { cell }
     }
 
@@ -73,7 +71,10 @@ impl<T> JoinHandle<T> {
     #[inline]
     pub fn join(self) -> std::thread::Result<T> {
         let header = &self.cell.header;
-        if !header.is_finished() && header.register_join_waiter(crate::unparker()) {
+        if !header.is_finished()
+            && !crate::raw::help_until_finished(header)
+            && header.register_join_waiter(crate::unparker())
+        {
             while !header.is_finished() {
                 crate::park();
             }
@@ -93,7 +94,7 @@ impl<T> JoinHandle<T> {
     where
         T: Send + 'static,
     {
-        Ult::from_raw(RawUlt::from_cell(self.cell.clone()))
+        Ult::from_raw(self.cell.raw())
     }
 
     /// The ULT's id.

@@ -27,7 +27,7 @@ use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -95,9 +95,14 @@ impl std::fmt::Display for UltId {
 
 type Co = Coroutine<(), Switch, (), UltStack>;
 
-/// The type-independent part of a ULT. Shared (through `Arc`) by its scheduler, its join
-/// handle and its unparkers.
+/// The type-independent part of a ULT. Shared by its scheduler, its join handle and its
+/// unparkers, through counted thin pointers ([`RawUlt`], and the join handle's typed
+/// `CellRef`): a queue entry is one word, and reaching the header needs no vtable.
 pub struct Header {
+    /// Strong references ([`RawUlt`]s and the `CellRef`); the last one frees the cell.
+    refs: AtomicUsize,
+    /// Frees the `UltCell<T>` this header starts (the one type-specific operation).
+    drop_cell: unsafe fn(NonNull<Header>),
     id: UltId,
     name: Option<Arc<str>>,
     state: RunState,
@@ -144,21 +149,70 @@ pub(crate) struct UltCell<T> {
     result: UnsafeCell<Option<std::thread::Result<T>>>,
 }
 
-trait Erased: Send + Sync {}
-impl<T: Send> Erased for UltCell<T> {}
-
 // SAFETY: the result slot is written once by the ULT before JOIN_COMPLETE (release) and read
 // once by the join handle after observing it (acquire); T: Send lets the value cross threads.
 unsafe impl<T: Send> Send for UltCell<T> {}
 // SAFETY: as above; no `&T` is ever shared, the value is moved out exactly once.
 unsafe impl<T: Send> Sync for UltCell<T> {}
 
-/// An owning handle to a ULT, as scheduler queues hold it.
-pub struct RawUlt(Arc<dyn Erased>);
+/// An owning handle to a ULT, as scheduler queues hold it: one counted pointer to its header.
+pub struct RawUlt(NonNull<Header>);
+
+// SAFETY: the header is `Send + Sync`, and the reference count is atomic, like `Arc<Header>`.
+unsafe impl Send for RawUlt {}
+// SAFETY: as above.
+unsafe impl Sync for RawUlt {}
+
+/// Adds a strong reference (as `Arc::clone` does, aborting on overflow).
+#[inline]
+fn acquire_ref(header: &Header) {
+    // Relaxed: a new reference is made from an existing one, which keeps the cell alive.
+    if header.refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
+        std::process::abort();
+    }
+}
+
+/// Drops a strong reference and frees the cell after the last one.
+///
+/// # Safety
+/// `header` must point at a live header of a cell, and the caller gives up one reference.
+#[inline]
+unsafe fn release_ref(header: NonNull<Header>) {
+    // SAFETY: the caller's reference keeps the header alive until this decrement.
+    let h = unsafe { header.as_ref() };
+    // Release/acquire as in `Arc::drop`: every use through other references happens before
+    // the free.
+    if h.refs.fetch_sub(1, Ordering::Release) == 1 {
+        std::sync::atomic::fence(Ordering::Acquire);
+        // SAFETY: that was the last reference; `drop_cell` matches the cell's type.
+        unsafe { (h.drop_cell)(header) }
+    }
+}
+
+/// Frees an `UltCell<T>` made by [`create`].
+///
+/// # Safety
+/// `header` must be the header of a `Box<UltCell<T>>` leaked by `create`, with no reference
+/// left.
+unsafe fn drop_cell<T>(header: NonNull<Header>) {
+    // SAFETY: the cell was allocated as `Box<UltCell<T>>`, whose first field is the header
+    // (`repr(C)`), and nobody refers to it any more.
+    drop(unsafe { Box::from_raw(header.cast::<UltCell<T>>().as_ptr()) });
+}
 
 impl Clone for RawUlt {
+    #[inline]
     fn clone(&self) -> Self {
-        RawUlt(self.0.clone())
+        acquire_ref(self);
+        RawUlt(self.0)
+    }
+}
+
+impl Drop for RawUlt {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: this handle owns one reference.
+        unsafe { release_ref(self.0) }
     }
 }
 
@@ -166,10 +220,41 @@ impl std::ops::Deref for RawUlt {
     type Target = Header;
     #[inline]
     fn deref(&self) -> &Header {
-        // SAFETY: every `RawUlt` is made from an `Arc<UltCell<T>>`; `UltCell` is `repr(C)` with
-        // the header as its first field, so the data pointer points at a valid `Header` that
-        // lives as long as the Arc.
-        unsafe { &*(Arc::as_ptr(&self.0) as *const Header) }
+        // SAFETY: the handle owns a reference, so the header is alive.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+/// The join handle's owning, typed reference to a ULT's cell.
+pub(crate) struct CellRef<T>(NonNull<UltCell<T>>);
+
+// SAFETY: like `Arc<UltCell<T>>`: the cell is `Send + Sync` when `T: Send`.
+unsafe impl<T: Send> Send for CellRef<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for CellRef<T> {}
+
+impl<T> std::ops::Deref for CellRef<T> {
+    type Target = UltCell<T>;
+    #[inline]
+    fn deref(&self) -> &UltCell<T> {
+        // SAFETY: the reference keeps the cell alive.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl<T> Drop for CellRef<T> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: this handle owns one reference; the header is the cell's first field.
+        unsafe { release_ref(self.0.cast()) }
+    }
+}
+
+impl<T> CellRef<T> {
+    /// Another strong reference to the same ULT, untyped.
+    pub(crate) fn raw(&self) -> RawUlt {
+        acquire_ref(&self.header);
+        RawUlt(self.0.cast())
     }
 }
 
@@ -216,6 +301,9 @@ pub struct Nest {
     /// Runs queued ULTs until `header`'s unpark token arrives (then consumes it and returns
     /// true) or nothing is left to run (returns false: the caller must really park).
     pub on_park: fn(&Nest, &Header) -> bool,
+    /// Runs queued ULTs until the ULT `child` has finished (true) or nothing is left to run
+    /// (false: the caller must wait for it the ordinary way).
+    pub on_join: fn(&Nest, &Header) -> bool,
     /// The scheduler's own state, for the two functions above.
     pub data: *const (),
 }
@@ -314,7 +402,7 @@ pub(crate) fn create<F, T>(
     spec: Spec,
     sched: Arc<dyn Schedule>,
     f: F,
-) -> io::Result<(RawUlt, Arc<UltCell<T>>)>
+) -> io::Result<(RawUlt, CellRef<T>)>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -329,8 +417,8 @@ where
     let stack = stack::take(spec.stack_size)?;
     // Allocate first, so the coroutine's closure can know the cell's address; then write
     // the whole cell once, coroutine included (no second move of the large header).
-    let mut uninit = Arc::<UltCell<T>>::new_uninit();
-    let cell_ptr = Arc::as_ptr(&uninit) as usize;
+    let mut uninit = Box::<UltCell<T>>::new_uninit();
+    let cell_ptr = uninit.as_ptr() as usize;
     let guard = stack.guard_range();
     let stack_size = stack.usable_size();
     let co = Co::with_stack(stack, move |yielder: &Yielder<(), Switch>, ()| {
@@ -355,32 +443,33 @@ where
         let locals = unsafe { std::mem::take(&mut *cell.header.locals.get()) };
         let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(locals)));
     });
-    Arc::get_mut(&mut uninit)
-        .expect("a fresh Arc is unique")
-        .write(UltCell {
-            header: Header {
-                id: UltId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
-                name: spec.name.map(Arc::from),
-                state: RunState::new(),
-                sched,
-                co: UnsafeCell::new(Some(co)),
-                yielder: Cell::new(ptr::null()),
-                locals: UnsafeCell::new(LocalMap::new()),
-                guard,
-                stack_size,
-                cancelling: Cell::new(false),
-                migratable: spec.migratable,
-                home: AtomicUsize::new(usize::MAX),
-                join_state: JoinState::new(),
-                join_waiter: UnsafeCell::new(None),
-                parked_self: UnsafeCell::new(None),
-            },
-            result: UnsafeCell::new(None),
-        });
+    uninit.write(UltCell {
+        header: Header {
+            // One for the scheduler's `RawUlt`, one for the join handle's `CellRef`.
+            refs: AtomicUsize::new(2),
+            drop_cell: drop_cell::<T>,
+            id: UltId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+            name: spec.name.map(Arc::from),
+            state: RunState::new(),
+            sched,
+            co: UnsafeCell::new(Some(co)),
+            yielder: Cell::new(ptr::null()),
+            locals: UnsafeCell::new(LocalMap::new()),
+            guard,
+            stack_size,
+            cancelling: Cell::new(false),
+            migratable: spec.migratable,
+            home: AtomicUsize::new(usize::MAX),
+            join_state: JoinState::new(),
+            join_waiter: UnsafeCell::new(None),
+            parked_self: UnsafeCell::new(None),
+        },
+        result: UnsafeCell::new(None),
+    });
     // SAFETY: fully initialised by the write just above.
     let cell = unsafe { uninit.assume_init() };
-    let raw = RawUlt(cell.clone() as Arc<dyn Erased>);
-    Ok((raw, cell))
+    let cell = NonNull::from(Box::leak(cell));
+    Ok((RawUlt(cell.cast()), CellRef(cell)))
 }
 
 impl Header {
@@ -489,10 +578,6 @@ impl<T> UltCell<T> {
 }
 
 impl RawUlt {
-    pub(crate) fn from_cell<T: Send + 'static>(cell: Arc<UltCell<T>>) -> RawUlt {
-        RawUlt(cell as Arc<dyn Erased>)
-    }
-
     /// Runs the ULT on the calling kernel thread until it yields, parks or finishes.
     ///
     /// Only the scheduler that took this ULT from a run queue may call this, and only on
@@ -603,7 +688,7 @@ impl RawUlt {
 
     /// Whether two handles refer to the same ULT.
     pub fn ptr_eq(&self, other: &RawUlt) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        self.0 == other.0
     }
 }
 
@@ -620,6 +705,19 @@ impl Drop for Header {
             }
         }
     }
+}
+
+/// Lends the running ULT's stack to its scheduler until `child` finishes, if the scheduler
+/// offers that ([`Nest`]); false if not, or if nothing was left to run first.
+#[inline]
+pub(crate) fn help_until_finished(child: &Header) -> bool {
+    let nest = current_nest();
+    if nest.is_null() {
+        return false;
+    }
+    // SAFETY: as in `yield_current`.
+    let nest = unsafe { &*nest };
+    (nest.on_join)(nest, child)
 }
 
 /// Suspends the running ULT. Panics if called outside a ULT.
