@@ -75,30 +75,48 @@ struct Local {
 }
 
 thread_local! {
-    static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+    /// The executor running on this thread, or null: set by `try_run` for its duration
+    /// (restored by `LocalGuard`, even on unwind), so the pointee outlives every use.
+    static LOCAL: Cell<*const Local> = const { Cell::new(ptr::null()) };
+}
+
+/// Restores the previous `LOCAL` when `try_run` leaves.
+struct LocalGuard(*const Local);
+
+impl Drop for LocalGuard {
+    fn drop(&mut self) {
+        LOCAL.with(|l| l.set(self.0));
+    }
 }
 
 static NEXT_EXECUTOR: AtomicU64 = AtomicU64::new(1);
 
+#[inline]
 fn with_local<R>(id: u64, f: impl FnOnce(&Local) -> R) -> Option<R> {
-    LOCAL
-        .try_with(|l| match l.borrow().as_ref() {
-            Some(local) if local.id == id => Some(f(local)),
-            _ => None,
-        })
-        .ok()
-        .flatten()
+    let p = LOCAL.try_with(|l| l.get()).unwrap_or(ptr::null());
+    // SAFETY: a non-null LOCAL points at the `Local` of the `try_run` running on this thread
+    // (see the thread-local's comment).
+    match unsafe { p.as_ref() } {
+        Some(local) if local.id == id => Some(f(local)),
+        _ => None,
+    }
 }
 
 impl Shared {
+    #[inline]
     fn push(&self, ult: RawUlt) {
-        let mut ult = Some(ult);
-        with_local(self.id, |l| {
-            if let Some(u) = ult.take() {
-                l.queue.push(u);
-            }
-        });
-        if let Some(ult) = ult {
+        let local = LOCAL.try_with(|l| l.get()).unwrap_or(ptr::null());
+        // SAFETY: see the thread-local's comment.
+        match unsafe { local.as_ref() } {
+            Some(local) if local.id == self.id => local.queue.push(ult),
+            _ => self.push_remote(ult),
+        }
+    }
+
+    /// A wake-up or spawn from another kernel thread: through the inbox.
+    #[cold]
+    fn push_remote(&self, ult: RawUlt) {
+        {
             self.inbox
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -190,7 +208,7 @@ where
         timers: RefCell::new(TimerQueue::default()),
     });
     crate::raw::prepare_thread();
-    let previous = LOCAL.with(|l| l.replace(Some(local.clone())));
+    let _restore = LocalGuard(LOCAL.with(|l| l.replace(Rc::as_ptr(&local))));
     let sched: Arc<dyn Schedule> = shared.clone();
     let root = builder.spawn_with(sched, f).map(|(raw, handle)| {
         shared.push(raw);
@@ -198,10 +216,7 @@ where
     });
     let root = match root {
         Ok(h) => h,
-        Err(e) => {
-            LOCAL.with(|l| *l.borrow_mut() = previous);
-            return Err(e);
-        }
+        Err(e) => return Err(e),
     };
     event_loop(&shared, &local, &root);
     // Cancel what is still queued, on this thread (their home).
@@ -212,7 +227,6 @@ where
             None => break,
         }
     }
-    LOCAL.with(|l| *l.borrow_mut() = previous);
     Ok(root.join())
 }
 

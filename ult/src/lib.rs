@@ -186,9 +186,13 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    Builder::new()
-        .spawn(f)
-        .unwrap_or_else(|e| panic!("ult::spawn failed: {e}"))
+    // The default builder needs no validation: build its spec directly.
+    let spec = raw::Spec {
+        name: None,
+        stack_size: stack::DEFAULT_STACK_SIZE,
+        migratable: false,
+    };
+    executor::spawn_here(spec, f).unwrap_or_else(|e| panic!("ult::spawn failed: {e}"))
 }
 
 /// The running ULT.

@@ -30,6 +30,11 @@ impl LocalMap {
             entries: Vec::new(),
         }
     }
+
+    /// Whether no local was ever initialised here (then there is nothing to destroy).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 thread_local! {
