@@ -210,14 +210,8 @@ where
     crate::raw::prepare_thread();
     let _restore = LocalGuard(LOCAL.with(|l| l.replace(Rc::as_ptr(&local))));
     let sched: Arc<dyn Schedule> = shared.clone();
-    let root = builder.spawn_with(sched, f).map(|(raw, handle)| {
-        shared.push(raw);
-        handle
-    });
-    let root = match root {
-        Ok(h) => h,
-        Err(e) => return Err(e),
-    };
+    let (raw, root) = builder.spawn_with(sched, f)?;
+    shared.push(raw);
     event_loop(&shared, &local, &root);
     // Cancel what is still queued, on this thread (their home).
     loop {
