@@ -155,7 +155,7 @@ impl Io {
                 self.source.get_or_init(|| source)
             }
         };
-        Ok(Arc::ptr_eq(source.reactor(), &reactor).then_some(source))
+        Ok(source.reactor().same_runtime(&reactor).then_some(source))
     }
 
     /// Waits until `fd` may be ready in `dir`; false if the deadline passed.
@@ -201,12 +201,21 @@ impl Io {
         deadline: Option<Instant>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
+        let mut waited = false;
         loop {
             match op() {
                 Err(e) if is_would_block(&e) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
+                other => {
+                    if waited {
+                        coop::reset();
+                    } else {
+                        coop::spend();
+                    }
+                    return other;
+                }
             }
+            waited = true;
             if !self.wait(fd, dir, deadline)? {
                 // One last attempt: readiness may have arrived with the deadline.
                 return match op() {
@@ -215,6 +224,41 @@ impl Io {
                 };
             }
         }
+    }
+}
+
+/// A cooperative budget, as tokio has: socket operations that succeed without waiting are
+/// counted per kernel thread, and after [`coop::BUDGET`] of them in a row the calling ULT
+/// yields. A ULT whose sockets are always ready (an accept loop during a burst of
+/// connections, a reader of a fast peer) would otherwise keep its LWP to itself: the ULTs
+/// queued behind it wait, and sysmon takes the LWP for stuck and starts another.
+mod coop {
+    use std::cell::Cell;
+
+    /// Operations without a wait before a yield (tokio's budget is 128 too).
+    pub(crate) const BUDGET: u32 = 128;
+
+    thread_local! {
+        static LEFT: Cell<u32> = const { Cell::new(BUDGET) };
+    }
+
+    /// An operation completed without waiting.
+    #[inline]
+    pub(crate) fn spend() {
+        let left = LEFT.try_with(|l| {
+            let left = l.get().saturating_sub(1);
+            l.set(if left == 0 { BUDGET } else { left });
+            left
+        });
+        if left == Ok(0) && ult::in_ult() {
+            ult::yield_now();
+        }
+    }
+
+    /// The caller waited (others ran meanwhile): a fresh budget.
+    #[inline]
+    pub(crate) fn reset() {
+        let _ = LEFT.try_with(|l| l.set(BUDGET));
     }
 }
 

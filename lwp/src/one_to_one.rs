@@ -54,7 +54,7 @@ thread_local! {
 
 impl OneToOne {
     pub(crate) fn new(name: String, record_timeline: bool) -> io::Result<Arc<OneToOne>> {
-        let reactor = Reactor::new()?;
+        let reactor = Reactor::new(crate::reactor::new_group())?;
         let rt = Arc::new_cyclic(|this| OneToOne {
             reactor: reactor.clone(),
             reactor_thread: Mutex::new(None),

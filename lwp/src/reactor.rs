@@ -1,7 +1,11 @@
 //! The reactor: readiness of sockets, turned into unparks of the ULTs that wait for it.
 //!
-//! One [`Reactor`] per runtime wraps an epoll instance (through `mio`) in which every socket
-//! used by the runtime's ULTs is registered once, edge-triggered, for both directions.
+//! A [`Reactor`] wraps an epoll instance (through `mio`) in which sockets are registered
+//! once, edge-triggered, for both directions. Under many-to-many and many-to-one every LWP
+//! has its own (a socket registers with the reactor of the LWP where a ULT first waits on
+//! it; see the scheduler's header for why); a one-to-one runtime has one. The reactors of
+//! one runtime share a group id, so a socket registered on one LWP is still "ours" on
+//! another.
 //!
 //! Why `mio` and not `polling`: measured on the echo server (`perf stat -e
 //! 'syscalls:sys_enter_*'`), `polling` 3 made five system calls per wait (`timerfd_settime`,
@@ -16,12 +20,13 @@
 //! system call and the park is never lost: either the waiter sees the flag, or the poller sees
 //! the waiter.
 //!
-//! Who polls (Go's netpoller idea): under many-to-many and many-to-one, an LWP with nothing
-//! to run blocks in `epoll_wait` instead of parking its thread, with its next timer deadline
-//! as the timeout, and becomes the runtime's poller; anyone who gives it work interrupts the
-//! wait with [`Reactor::notify`] (an eventfd write). While every LWP is busy, running LWPs poll
-//! without blocking every few dozen scheduling rounds, so readiness is never starved. Under
-//! one-to-one a dedicated reactor thread blocks in `epoll_wait`.
+//! Who polls (Go's netpoller idea, one per LWP): under many-to-many and many-to-one, an LWP
+//! with nothing to run blocks in its own reactor's `epoll_wait`, with its next timer deadline
+//! as the timeout; anyone who gives it work interrupts the wait with [`Reactor::notify`] (an
+//! eventfd write). While it is busy it polls its reactor without blocking every few dozen
+//! scheduling rounds, and sysmon polls the reactor of an LWP that stays in one ULT, so
+//! readiness is never starved. Under one-to-one a dedicated reactor thread blocks in
+//! `epoll_wait`.
 //!
 //! Invariants: a [`Source`] is registered in exactly one reactor, from its first wait until
 //! the socket that owns the fd calls [`Source::deregister`], which it does while the fd is
@@ -205,8 +210,19 @@ impl Slab {
     }
 }
 
-/// The readiness reactor of one runtime.
+/// Identifies the reactors of one runtime (each LWP of a many-to-many runtime has its own).
+static NEXT_GROUP: AtomicUsize = AtomicUsize::new(1);
+
+/// A new group id for the reactors of one runtime.
+pub(crate) fn new_group() -> usize {
+    NEXT_GROUP.fetch_add(1, Ordering::Relaxed)
+}
+
+/// One epoll instance with its sources: the readiness reactor of one LWP (many-to-many and
+/// many-to-one) or of a whole one-to-one runtime.
 pub struct Reactor {
+    /// The runtime this reactor belongs to (see [`new_group`]).
+    group: usize,
     registry: Registry,
     /// The epoll instance and its scratch space; whoever holds it is the (one) poller.
     polling: Mutex<Polling>,
@@ -235,12 +251,13 @@ thread_local! {
 }
 
 impl Reactor {
-    /// A new reactor (one epoll instance and its eventfd).
-    pub(crate) fn new() -> io::Result<Arc<Reactor>> {
+    /// A new reactor (one epoll instance and its eventfd) of the runtime `group`.
+    pub(crate) fn new(group: usize) -> io::Result<Arc<Reactor>> {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let waker = Waker::new(&registry, WAKER)?;
         Ok(Arc::new(Reactor {
+            group,
             registry,
             polling: Mutex::new(Polling {
                 poll,
@@ -269,17 +286,19 @@ impl Reactor {
         CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
     }
 
-    /// Whether `self` is the reactor of the runtime whose ULT is running on this thread
-    /// ([`Reactor::current`] without the reference count, for the per-wait check).
+    /// Whether `self` belongs to the runtime whose ULT is running on this thread (one of its
+    /// reactors, not necessarily this LWP's; [`Reactor::current`] without the reference
+    /// count, for the per-wait check).
     pub(crate) fn is_current(&self) -> bool {
         ult::in_ult()
             && CURRENT
-                .try_with(|c| {
-                    c.borrow()
-                        .as_ref()
-                        .is_some_and(|r| std::ptr::eq(&**r, self))
-                })
+                .try_with(|c| c.borrow().as_ref().is_some_and(|r| r.group == self.group))
                 .unwrap_or(false)
+    }
+
+    /// Whether `self` and `other` belong to the same runtime.
+    pub(crate) fn same_runtime(&self, other: &Reactor) -> bool {
+        self.group == other.group
     }
 
     /// Registers `fd` (edge-triggered, both directions).

@@ -12,7 +12,11 @@
 //! - under many-to-many, sysmon wakes an idle LWP or, if none is idle, starts an extra one
 //!   (up to the runtime's maximum), so never-started ULTs, which any LWP may run, keep
 //!   running. ULTs that already ran on the stuck LWP must wait for it: moving them would
-//!   break thread-local soundness (see `ult::raw`).
+//!   break thread-local soundness (see `ult::raw`). No extra LWP is started for an LWP that
+//!   spent the episode mostly runnable but off the CPU (its schedstat, read halfway and at
+//!   the threshold): the kernel preempted it because the CPUs are busy, and another LWP would
+//!   only compete for them. (On the 2-vCPU machine, a 10,000-connection echo burst had made
+//!   sysmon start a third LWP, which then kept a fifth of the connections.)
 //! - under many-to-one nothing can be done by design; the stall is counted and reported.
 //!
 //! When the ULT finally gives its LWP back, the LWP prints one warning naming it and how long
@@ -20,8 +24,10 @@
 //! limited (one per second, with a count of the suppressed ones) and can be silenced with
 //! `LWP_SYSMON_QUIET=1` or [`crate::RuntimeBuilder::sysmon_warnings`].
 //!
-//! sysmon also polls the reactor (without blocking) when ULTs wait for I/O and no LWP sits
-//! in it, as Go's sysmon polls the network, so readiness never waits for a busy runtime.
+//! sysmon also polls, without blocking, the reactor of an LWP that has stayed in one ULT
+//! since its last look (each LWP has its own reactor, which it polls itself whenever it
+//! schedules), as Go's sysmon polls the network, so readiness of a socket registered there
+//! never waits for that LWP to come back.
 //!
 //! Who may call what: only the sysmon thread marks LWPs stuck; only the LWP itself clears
 //! its mark (in `report_unstuck`).
@@ -43,6 +49,39 @@ pub(crate) static WARNINGS_ENABLED: AtomicBool = AtomicBool::new(true);
 struct Seen {
     switches: u64,
     since: Instant,
+    /// The LWP's (run, wait) nanoseconds from its schedstat, read once halfway to the
+    /// threshold: tells a ULT that holds the CPU (or a system call that blocks) from an LWP
+    /// that the kernel merely keeps waiting for a CPU.
+    sched: Option<(u64, u64)>,
+    /// When `sched` was read.
+    sched_at: Instant,
+}
+
+/// `/proc/self/task/<tid>/schedstat`: nanoseconds on a CPU and runnable but waiting for one.
+fn schedstat(tid: i32) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    Some((fields.next()??, fields.next()??))
+}
+
+/// Whether the LWP spent the `window` since `before` mostly runnable but off the CPU: its
+/// thread is runnable ('R') yet ran for less than half the window. Then the CPUs are busy,
+/// and a further LWP would only compete for them. (A thread blocked in a system call is
+/// 'S' or 'D'; the kernel adds wait time only when a thread gets a CPU again, so the run
+/// time, not the wait time, is what tells.)
+fn preempted(tid: i32, before: Option<(u64, u64)>, window: Duration) -> bool {
+    let (Some((run0, _)), Some((run1, _))) = (before, schedstat(tid)) else {
+        return false;
+    };
+    let runnable = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.trim().chars().next())
+        })
+        == Some('R');
+    runnable && u128::from(run1.saturating_sub(run0)) * 2 < window.as_nanos()
 }
 
 /// Starts the monitor thread for a runtime. It holds only a weak reference and exits when
@@ -71,12 +110,6 @@ fn monitor(weak: Weak<Shared>, threshold: Duration) {
         if shared.shutdown.load(Ordering::Acquire) {
             return;
         }
-        // Like Go's sysmon: if ULTs wait for I/O and no LWP sits in the reactor, poll it, so
-        // readiness is never left waiting for a busy runtime to look.
-        let reactor = &shared.reactor;
-        if reactor.waiting_ults() > 0 && !reactor.is_blocked() {
-            reactor.poll(Some(Duration::ZERO));
-        }
         let now = Instant::now();
         let active = shared
             .active
@@ -92,19 +125,35 @@ fn monitor(weak: Weak<Shared>, threshold: Duration) {
             let inside = slot.in_ult.load(Ordering::Relaxed);
             match last {
                 Some(s) if inside && s.switches == switches => {
+                    // Like Go's sysmon: an LWP that has stayed in one ULT since the last look
+                    // is not polling its reactor, so poll it for it: readiness of sockets
+                    // registered there may be awaited by ULTs elsewhere (shared sockets,
+                    // migratable ULTs), and must not wait for this LWP to come back.
+                    if let Some(reactor) = shared.lwp_reactor(i) {
+                        if reactor.waiting_ults() > 0 && !reactor.is_blocked() {
+                            reactor.poll(Some(Duration::ZERO));
+                        }
+                    }
+                    let tid = slot.tid.load(Ordering::Relaxed);
+                    if s.sched.is_none() && now - s.since >= threshold / 2 {
+                        s.sched = schedstat(tid);
+                        s.sched_at = now;
+                    }
                     if now - s.since >= threshold && !slot.stuck.load(Ordering::Relaxed) {
                         slot.stuck.store(true, Ordering::Relaxed);
                         shared.slots[i].stuck_since_ns.store(
                             crate::metrics::nanos(s.since - shared.origin),
                             Ordering::Relaxed,
                         );
-                        intervene(&shared);
+                        intervene(&shared, !preempted(tid, s.sched, now - s.sched_at));
                     }
                 }
                 _ => {
                     *last = Some(Seen {
                         switches,
                         since: now,
+                        sched: None,
+                        sched_at: now,
                     })
                 }
             }
@@ -112,7 +161,9 @@ fn monitor(weak: Weak<Shared>, threshold: Duration) {
     }
 }
 
-fn intervene(shared: &Arc<Shared>) {
+/// Acts on a stuck LWP: wakes an idle LWP, or, if `may_add` (the stuck LWP is not merely
+/// waiting for a CPU), starts an extra one.
+fn intervene(shared: &Arc<Shared>, may_add: bool) {
     shared
         .counters
         .sysmon_stalls
@@ -137,7 +188,7 @@ fn intervene(shared: &Arc<Shared>) {
             .take(shared.active.load(Ordering::Acquire))
             .filter(|s| !s.stuck.load(Ordering::Relaxed))
             .count();
-        unstuck < shared.config.lwps && shared.start_lwp().is_ok()
+        may_add && unstuck < shared.config.lwps && shared.start_lwp().is_ok()
     };
     if !acted {
         shared
