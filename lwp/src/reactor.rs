@@ -61,18 +61,50 @@ pub(crate) enum Dir {
 #[derive(Default)]
 struct Direction {
     ready: AtomicBool,
-    waiters: Mutex<Vec<ult::Unparker>>,
+    waiters: Mutex<Waiters>,
+}
+
+/// The ULTs (or threads) waiting for one direction. Almost always one: it sits in `first`,
+/// so a wait and its wake-up allocate nothing (a `Vec` taken by every wake-up made each
+/// wait allocate again: `malloc` and `free` showed up in the 10,000-connection profile).
+#[derive(Default)]
+struct Waiters {
+    first: Option<ult::Unparker>,
+    more: Vec<ult::Unparker>,
+}
+
+impl Waiters {
+    /// Records `me` unless it is already recorded.
+    fn add(&mut self, me: ult::Unparker) {
+        match &self.first {
+            None => self.first = Some(me),
+            Some(u) if u.same_target(&me) => {}
+            Some(_) => {
+                if !self.more.iter().any(|u| u.same_target(&me)) {
+                    self.more.push(me);
+                }
+            }
+        }
+    }
 }
 
 impl Direction {
     fn fire(&self) {
-        let waiters = {
+        let (first, more) = {
             let mut w = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
             // Release under the lock: a waiter that records itself after this sees the flag.
             self.ready.store(true, Ordering::Release);
-            std::mem::take(&mut *w)
+            let more = if w.more.is_empty() {
+                Vec::new()
+            } else {
+                std::mem::take(&mut w.more)
+            };
+            (w.first.take(), more)
         };
-        for u in waiters {
+        if let Some(u) = first {
+            u.unpark();
+        }
+        for u in more {
             u.unpark();
         }
     }
@@ -138,10 +170,7 @@ impl Source {
             if d.ready.swap(false, Ordering::AcqRel) {
                 return true; // an edge arrived since our last attempt: retry now
             }
-            let me = ult::unparker();
-            if !w.iter().any(|u| u.same_target(&me)) {
-                w.push(me);
-            }
+            w.add(ult::unparker());
         }
         self.reactor.waiting_ults.fetch_add(1, Ordering::Relaxed);
         let in_time = match deadline {
@@ -315,11 +344,11 @@ impl Reactor {
                     reactor: self.clone(),
                     read: Direction {
                         ready: AtomicBool::new(true),
-                        waiters: Mutex::new(Vec::new()),
+                        waiters: Mutex::new(Waiters::default()),
                     },
                     write: Direction {
                         ready: AtomicBool::new(true),
-                        waiters: Mutex::new(Vec::new()),
+                        waiters: Mutex::new(Waiters::default()),
                     },
                     unlinked: AtomicBool::new(false),
                 })
