@@ -5,8 +5,20 @@
 //! them: the kernel sees one thread. [`run`] turns the calling kernel thread into the
 //! executor for the duration of a closure.
 //!
-//! Who may call what: the executor loop is the only code that resumes ULTs and touches the
-//! local run queue; ULTs spawn and wake through [`Schedule`]. Wake-ups from other kernel
+//! # Direct hand-off
+//! A ULT that the event loop resumed may run the next ULTs on its own stack (see
+//! [`raw::Nest`]): its `yield_now` runs the ULTs queued ahead of it and returns, its `park`
+//! runs queued ULTs until its token arrives, and its `join` runs them until the child has
+//! finished. Each nested ULT switches straight back into that loop, so a yield round trip
+//! between two ULTs is two coroutine switches instead of four, and a spawn+join needs no
+//! waiter, unpark or token. Order is unchanged (FIFO; the yielder goes to the back, a woken
+//! ULT to the back). Only the event loop's ULT nests (depth one), and only while it runs;
+//! when nothing is left to run, it suspends to the event loop, which parks it for real.
+//! The price: the nested loop's frames (a few hundred bytes) live on the lending ULT's stack.
+//!
+//! Who may call what: the event loop, and the nested loops it lends out, are the only code
+//! that resumes ULTs and touches the local run queue; ULTs spawn and wake through
+//! [`Schedule`]. Wake-ups from other kernel
 //! threads go to a mutex-protected inbox and unpark the executor thread (no lost wake-up:
 //! the inbox is drained after every park, and `Thread::unpark` keeps a token).
 //!
