@@ -304,10 +304,10 @@ fn nested_yield(nest: &Nest) {
     }
 }
 
-/// `join` of a ULT the event loop resumed: run queued ULTs on its stack until `child` has
-/// finished (true), or until nothing is runnable (false: the caller registers as the child's
-/// waiter and parks). A join that helps this way needs no waiter, no unpark and no token.
-fn nested_join(nest: &Nest, child: &Header) -> bool {
+/// Runs queued ULTs on the lending ULT's stack until `done()` (true) or until nothing is
+/// runnable (false).
+#[inline]
+fn run_until(nest: &Nest, mut done: impl FnMut() -> bool) -> bool {
     // SAFETY: as in `nested_yield`.
     let ctx = unsafe { &*(nest.data as *const NestCtx<'_>) };
     loop {
@@ -316,28 +316,24 @@ fn nested_join(nest: &Nest, child: &Header) -> bool {
             Some(ult) => ctx.run_nested(ult),
             None => return false,
         }
-        if child.is_finished() {
+        if done() {
             return true;
         }
     }
+}
+
+/// `join` of a ULT the event loop resumed: run queued ULTs on its stack until `child` has
+/// finished (true), or until nothing is runnable (false: the caller registers as the child's
+/// waiter and parks). A join that helps this way needs no waiter, no unpark and no token.
+fn nested_join(nest: &Nest, child: &Header) -> bool {
+    run_until(nest, || child.is_finished())
 }
 
 /// `park` of a ULT the event loop resumed: run queued ULTs on its stack until its unpark
 /// token arrives (true: `park` returns), or until nothing is runnable (false: it suspends to
 /// the event loop, which parks it for real and waits).
 fn nested_park(nest: &Nest, header: &Header) -> bool {
-    // SAFETY: as in `nested_yield`.
-    let ctx = unsafe { &*(nest.data as *const NestCtx<'_>) };
-    loop {
-        ctx.poll();
-        match ctx.pop() {
-            Some(ult) => ctx.run_nested(ult),
-            None => return false,
-        }
-        if header.take_unpark_token() {
-            return true;
-        }
-    }
+    run_until(nest, || header.take_unpark_token())
 }
 
 fn event_loop<T>(shared: &Shared, local: &Local, root: &JoinHandle<T>) {
