@@ -63,7 +63,7 @@ use std::io;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::{JoinHandle, Thread};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
@@ -115,7 +115,6 @@ pub(crate) struct Config {
 pub(crate) struct LwpSlot {
     pub(crate) started: AtomicBool,
     stealer: OnceLock<Stealer<RawUlt>>,
-    thread: OnceLock<Thread>,
     inbox: Mutex<Vec<RawUlt>>,
     inbox_flag: AtomicBool,
     sleeping: AtomicBool,
@@ -182,7 +181,6 @@ impl Shared {
             .map(|_| LwpSlot {
                 started: AtomicBool::new(false),
                 stealer: OnceLock::new(),
-                thread: OnceLock::new(),
                 inbox: Mutex::new(Vec::new()),
                 inbox_flag: AtomicBool::new(false),
                 sleeping: AtomicBool::new(false),
@@ -248,7 +246,7 @@ impl Shared {
             .spawn(move || worker_main(shared, index, ready_tx));
         match spawned {
             Ok(handle) => {
-                // Wait until the LWP published its stealer and thread handle, so that every
+                // Wait until the LWP published its stealer and thread id, so that every
                 // started slot is fully usable by others.
                 let _ = ready_rx.recv();
                 self.threads
@@ -364,9 +362,6 @@ impl Shared {
     pub(crate) fn shut_down(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
         for slot in self.started_slots() {
-            if let Some(t) = slot.thread.get() {
-                t.unpark();
-            }
             if let Some(r) = slot.reactor.get() {
                 r.notify();
             }
@@ -478,7 +473,6 @@ fn worker_main(shared: Arc<Shared>, index: usize, ready: std::sync::mpsc::Sender
     let fresh = Worker::new_lifo();
     let slot = &shared.slots[index];
     let _ = slot.stealer.set(fresh.stealer());
-    let _ = slot.thread.set(std::thread::current());
     // SAFETY: gettid has no preconditions.
     slot.tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
     slot.started.store(true, Ordering::Release);
