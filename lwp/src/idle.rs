@@ -10,7 +10,10 @@
 //! The sleeper's side: [`IdleSet::register`], then its own `sleeping` flag, a SeqCst fence,
 //! one more search, and only then `park`. The waker's side: publish the work, a SeqCst fence
 //! ([`IdleSet::fence`]), then [`IdleSet::pop_sleeper`] (or a check of the home LWP's `sleeping`
-//! flag) and `unpark`. By the two fences, at least one side sees the other's write.
+//! flag) and `unpark`. By the two fences, at least one side sees the other's write. (`park`
+//! and `unpark` are, in the runtime, a blocking poll of the LWP's own reactor and
+//! `Reactor::notify`; like `Thread::unpark`, a notify that lands before the wait is kept, in
+//! the reactor's `notified` flag, which is what the loom model's `thread::park` stands for.)
 //!
 //! Run queues need no model here: the per-LWP deque and the global injector are
 //! `crossbeam-deque` (model-checked by its authors), and the inbox is a mutex-protected
