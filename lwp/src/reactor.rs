@@ -94,12 +94,8 @@ impl Direction {
             let mut w = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
             // Release under the lock: a waiter that records itself after this sees the flag.
             self.ready.store(true, Ordering::Release);
-            let more = if w.more.is_empty() {
-                Vec::new()
-            } else {
-                std::mem::take(&mut w.more)
-            };
-            (w.first.take(), more)
+            // Taking an empty `Vec` allocates nothing.
+            (w.first.take(), std::mem::take(&mut w.more))
         };
         if let Some(u) = first {
             u.unpark();
@@ -321,7 +317,7 @@ impl Reactor {
     pub(crate) fn is_current(&self) -> bool {
         ult::in_ult()
             && CURRENT
-                .try_with(|c| c.borrow().as_ref().is_some_and(|r| r.group == self.group))
+                .try_with(|c| c.borrow().as_ref().is_some_and(|r| r.same_runtime(self)))
                 .unwrap_or(false)
     }
 

@@ -37,7 +37,8 @@
 //! another LWP's ULT cost a second wake-up through that LWP's inbox: measured on the
 //! 100-connection echo run, futex calls fell from about 1,600 to 350 a second. A socket used
 //! from two LWPs stays in the first one's reactor (the waiter is woken through its home
-//! inbox); sysmon polls the reactor of an LWP that stays in one ULT (see `sysmon`).
+//! inbox); sysmon polls the reactor of an LWP that stays in one ULT past its threshold (see
+//! `sysmon`).
 //!
 //! # Placement: spread work only from a saturated LWP
 //! Waking a sleeping LWP on another CPU costs ~10x a same-CPU switch on the development
@@ -61,7 +62,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -95,9 +96,11 @@ pub const SATURATED_NS: u64 = 1_000_000;
 /// How long an idle LWP spins, searching for work (and polling its reactor), before it
 /// sleeps in its reactor. Short: with one reactor per LWP the kernel wakes a sleeping LWP
 /// directly when its sockets become ready, and a spinning LWP takes CPU time from everyone
-/// else on the machine. Measured on the echo experiment, interleaved, 2 vCPUs shared with
-/// the load generator: 50 µs -> 5 µs gave about +12% requests/s at 100 connections and
-/// +15% at 10,000, and cost 1 µs of median latency on a single connection (26 vs 25 µs).
+/// else on the machine. Measured with interleaved runs of the lab's echo peers (a scratch
+/// build with the spin time as a knob; `scripts/echo-ab.sh` runs such comparisons between
+/// builds), 2 vCPUs shared with the load generator: 50 µs -> 5 µs gave 80.8k -> 90.5k
+/// requests/s at 100 connections (medians of 5), +8% and +16% in two runs at 10,000, and
+/// about 1 µs more median latency on one connection (26-28 vs 25-27 µs).
 pub const SPIN_TIME: Duration = Duration::from_micros(5);
 
 /// How the scheduler was configured.
@@ -120,7 +123,7 @@ pub(crate) struct LwpSlot {
     sleeping: AtomicBool,
     /// The LWP's kernel thread id (0 until it started), for sysmon's look at its scheduling
     /// statistics.
-    pub(crate) tid: std::sync::atomic::AtomicI32,
+    pub(crate) tid: AtomicI32,
     /// This LWP's own reactor (epoll instance), set before its thread starts: sockets its
     /// ULTs wait on register here, it polls only this one, and it sleeps in it.
     reactor: OnceLock<Arc<Reactor>>,
@@ -185,7 +188,7 @@ impl Shared {
                 inbox_flag: AtomicBool::new(false),
                 sleeping: AtomicBool::new(false),
                 reactor: OnceLock::new(),
-                tid: std::sync::atomic::AtomicI32::new(0),
+                tid: AtomicI32::new(0),
                 in_ult: AtomicBool::new(false),
                 stuck_since_ns: AtomicU64::new(0),
                 stuck: AtomicBool::new(false),

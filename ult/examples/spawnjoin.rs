@@ -1,11 +1,9 @@
+mod common;
 use std::time::Instant;
 fn main() {
     for _ in 0..3 {
         let per = ult::run(|| {
-            let n: u64 = std::env::var("N")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(2_000_000);
+            let n = common::iterations(2_000_000);
             let t = Instant::now();
             for i in 0..n {
                 std::hint::black_box(ult::spawn(move || i).join().unwrap());

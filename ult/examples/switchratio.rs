@@ -3,21 +3,14 @@
 //! Prints the medians and the median of the per-pair ratios (issue 2's target: at most 3x).
 //!
 //! `taskset -c 1 cargo run --release -p ult --example switchratio`
+mod common;
 use corosensei::{Coroutine, CoroutineResult};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn main() {
-    let n: u64 = std::env::var("N")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
+    let n = common::iterations(1_000_000);
     let rounds = 21;
     let (raw, ult, ratio) = ult::run(move || {
         let stop = Arc::new(AtomicBool::new(false));
@@ -57,7 +50,11 @@ fn main() {
         stop.store(true, Ordering::Relaxed);
         let partner_rounds = partner.join().unwrap();
         assert!(partner_rounds >= n * rounds as u64);
-        (median(&mut raw), median(&mut ult), median(&mut ratio))
+        (
+            common::median(&mut raw),
+            common::median(&mut ult),
+            common::median(&mut ratio),
+        )
     });
     println!("raw corosensei round trip {raw:.2} ns, ULT yield round trip {ult:.2} ns, ratio {ratio:.2}x (median of {rounds} pairs)");
 }

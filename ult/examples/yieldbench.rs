@@ -1,9 +1,7 @@
+mod common;
 use std::time::Instant;
 fn main() {
-    let n: u64 = std::env::var("N")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000_000);
+    let n = common::iterations(10_000_000);
     for _ in 0..3 {
         let per = ult::run(move || {
             let p = ult::spawn(move || {

@@ -6,6 +6,7 @@
 //! resume+suspend round trip like `switchratio`; compare the ratios of the two examples.
 //!
 //! `taskset -c 1 cargo run --release -p ult --example yieldfloor`
+mod common;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use std::cell::Cell;
 use std::time::Instant;
@@ -41,16 +42,8 @@ fn hand_off(partner: *mut Co) {
     NESTED_PARTNER.set(partner);
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn main() {
-    let n: u64 = std::env::var("N")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
+    let n = common::iterations(1_000_000);
     let b: &'static mut Co = Box::leak(Box::new(Co::new(|y, ()| {
         YIELDER.set(y);
         loop {
@@ -81,9 +74,9 @@ fn main() {
         }
         println!(
             "raw corosensei round trip {:.2} ns, stripped hand-off round trip {:.2} ns, ratio {:.2}x (median of 21 pairs)",
-            median(&mut raws),
-            median(&mut yields),
-            median(&mut ratios)
+            common::median(&mut raws),
+            common::median(&mut yields),
+            common::median(&mut ratios)
         );
     });
     NESTED_PARTNER.set(b as *mut Co);

@@ -18,9 +18,9 @@
 //!
 //! Who may call what: the event loop, and the nested loops it lends out, are the only code
 //! that resumes ULTs and touches the local run queue; ULTs spawn and wake through
-//! [`Schedule`]. Wake-ups from other kernel
-//! threads go to a mutex-protected inbox and unpark the executor thread (no lost wake-up:
-//! the inbox is drained after every park, and `Thread::unpark` keeps a token).
+//! [`Schedule`]. Wake-ups from other kernel threads go to a mutex-protected inbox and unpark
+//! the executor thread (no lost wake-up: the inbox is drained after every park, and
+//! `Thread::unpark` keeps a token).
 //!
 //! When the root ULT returns, ULTs still queued are cancelled (their destructors run on this
 //! thread); ULTs still parked are leaked unless something unparks them later, like threads
@@ -32,7 +32,6 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::timer::TimerQueue;
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -103,11 +102,12 @@ impl Drop for LocalGuard {
 
 static NEXT_EXECUTOR: AtomicU64 = AtomicU64::new(1);
 
+/// Calls `f` with executor `id`'s local half if it runs on this thread.
 #[inline]
 fn with_local<R>(id: u64, f: impl FnOnce(&Local) -> R) -> Option<R> {
     let p = LOCAL.try_with(|l| l.get()).unwrap_or(ptr::null());
     // SAFETY: a non-null LOCAL points at the `Local` of the `try_run` running on this thread
-    // (see the thread-local's comment).
+    // (see the thread-local's comment), which outlives this call.
     match unsafe { p.as_ref() } {
         Some(local) if local.id == id => Some(f(local)),
         _ => None,
@@ -117,11 +117,11 @@ fn with_local<R>(id: u64, f: impl FnOnce(&Local) -> R) -> Option<R> {
 impl Shared {
     #[inline]
     fn push(&self, ult: RawUlt) {
-        let local = LOCAL.try_with(|l| l.get()).unwrap_or(ptr::null());
-        // SAFETY: see the thread-local's comment.
-        match unsafe { local.as_ref() } {
-            Some(local) if local.id == self.id => local.queue.push(ult),
-            _ => self.push_remote(ult),
+        // The local queue if this thread runs the executor, else the inbox.
+        let mut ult = Some(ult);
+        with_local(self.id, |l| l.queue.push(ult.take().expect("taken once")));
+        if let Some(ult) = ult {
+            self.push_remote(ult);
         }
     }
 
@@ -214,13 +214,14 @@ where
         inbox_nonempty: AtomicBool::new(false),
         thread: std::thread::current(),
     });
-    let local = Rc::new(Local {
+    let local = Local {
         id,
         queue: RunQueue::default(),
         timers: RefCell::new(TimerQueue::default()),
-    });
+    };
     crate::raw::prepare_thread();
-    let _restore = LocalGuard(LOCAL.with(|l| l.replace(Rc::as_ptr(&local))));
+    // Declared after `local`, so it is dropped (restoring LOCAL) before `local` is.
+    let _restore = LocalGuard(LOCAL.with(|l| l.replace(&local as *const Local)));
     let sched: Arc<dyn Schedule> = shared.clone();
     let (raw, root) = builder.spawn_with(sched, f)?;
     shared.push(raw);
@@ -271,19 +272,30 @@ impl NestCtx<'_> {
         self.local.queue.pop()
     }
 
-    /// Resumes `ult` on the running ULT's stack, without the offer to nest further: its next
-    /// switch comes straight back here.
+    /// Resumes `ult` with `offer` as the thread's [`Nest`] offer, restores the previous one,
+    /// and queues `ult` again if it is still runnable.
+    ///
+    /// # Safety
+    /// `offer` must be null or valid until this call returns.
     #[inline]
-    fn run_nested(&self, ult: RawUlt) {
-        // SAFETY: null is always a valid offer; the previous one is restored just below.
-        let outer = unsafe { raw::set_nest(ptr::null()) };
+    unsafe fn resume_offering(&self, ult: RawUlt, offer: *const Nest) {
+        // SAFETY: the caller guarantees `offer`; the previous one is restored just below.
+        let outer = unsafe { raw::set_nest(offer) };
         let outcome = ult.resume();
-        // SAFETY: `outer` is the event loop's offer, valid while the loop runs (it is below
-        // us on this thread's stacks).
+        // SAFETY: `outer` was valid when it was replaced and its owner is still below us on
+        // this thread's stacks (the event loop, or null).
         unsafe { raw::set_nest(outer) };
         if let Resumed::Runnable(ult) = outcome {
             self.local.queue.push(ult);
         }
+    }
+
+    /// Resumes `ult` on the running ULT's stack, without the offer to nest further: its next
+    /// switch comes straight back here.
+    #[inline]
+    fn run_nested(&self, ult: RawUlt) {
+        // SAFETY: null is always a valid offer.
+        unsafe { self.resume_offering(ult, ptr::null()) }
     }
 }
 
@@ -353,14 +365,8 @@ fn event_loop<T>(shared: &Shared, local: &Local, root: &JoinHandle<T>) {
         if let Some(ult) = ctx.pop() {
             // The offer is set only around this resume, so code that runs on the executor
             // thread outside a ULT (or a ULT being cancelled) never nests.
-            // SAFETY: `nest` lives until this function returns, and is replaced right after.
-            let outer = unsafe { raw::set_nest(&nest) };
-            let outcome = ult.resume();
-            // SAFETY: restores the previous (null) offer.
-            unsafe { raw::set_nest(outer) };
-            if let Resumed::Runnable(ult) = outcome {
-                local.queue.push(ult);
-            }
+            // SAFETY: `nest` lives until this function returns.
+            unsafe { ctx.resume_offering(ult, &nest) };
             continue;
         }
         fire_timers(local);

@@ -186,13 +186,9 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    // The default builder needs no validation: build its spec directly.
-    let spec = raw::Spec {
-        name: None,
-        stack_size: stack::DEFAULT_STACK_SIZE,
-        migratable: false,
-    };
-    executor::spawn_here(spec, f).unwrap_or_else(|e| panic!("ult::spawn failed: {e}"))
+    // The default builder needs no validation: use the default spec directly.
+    executor::spawn_here(raw::Spec::default(), f)
+        .unwrap_or_else(|e| panic!("ult::spawn failed: {e}"))
 }
 
 /// The running ULT.

@@ -398,8 +398,9 @@ thread_local! {
     /// The running ULT's yielder (null before its first run): the switch path reads it
     /// without walking the header.
     static CURRENT_YIELDER: Cell<*const Yielder<(), Switch>> = const { Cell::new(ptr::null()) };
-    /// Non-null while the running ULT may run other ULTs on its own stack when it yields or
-    /// parks (see [`Nest`]); null while a nested ULT runs, and on threads of other schedulers.
+    /// Non-null while the running ULT may run other ULTs on its own stack when it yields,
+    /// parks or joins (see [`Nest`]); null while a nested ULT runs, and on threads of other
+    /// schedulers.
     static NEST: Cell<*const Nest> = const { Cell::new(ptr::null()) };
 }
 
@@ -410,8 +411,9 @@ thread_local! {
 /// scheduler, the scheduler to B, and back the same way. If A itself resumes B (corosensei
 /// records the parent at every `resume`, so a coroutine may resume another), B's next switch
 /// returns straight into A: two switches per round trip. A scheduler that offers this sets
-/// [`set_nest`] before it resumes a ULT; `yield_now` and `park` then call [`Nest::on_yield`]
-/// and [`Nest::on_park`] on the running ULT's own stack.
+/// [`set_nest`] before it resumes a ULT; `yield_now`, `park` and `join` then call
+/// [`Nest::on_yield`], [`Nest::on_park`] and [`Nest::on_join`] on the running ULT's own
+/// stack.
 ///
 /// Depth is bounded at one: the nested ULT runs with `NEST` cleared, so it switches back to
 /// its parent like any coroutine. The scheduler decides what runs; the running ULT only lends
@@ -426,7 +428,7 @@ pub struct Nest {
     /// Runs queued ULTs until the ULT `child` has finished (true) or nothing is left to run
     /// (false: the caller must wait for it the ordinary way).
     pub on_join: fn(&Nest, &Header) -> bool,
-    /// The scheduler's own state, for the two functions above.
+    /// The scheduler's own state, for the three functions above.
     pub data: *const (),
 }
 
@@ -508,7 +510,8 @@ pub(crate) fn current_guard() -> Option<(usize, usize, u64, usize, *const Header
     ))
 }
 
-/// Options for creating a ULT (see [`crate::Builder`]).
+/// Options for creating a ULT (see [`crate::Builder`]); the default is an unnamed,
+/// non-migratable ULT on a [`stack::DEFAULT_STACK_SIZE`] stack.
 #[derive(Debug, Clone)]
 pub struct Spec {
     /// Name shown by `current().name()` and in panic and overflow messages.
@@ -517,6 +520,16 @@ pub struct Spec {
     pub stack_size: usize,
     /// The spawner's promise that the ULT may be resumed on another kernel thread.
     pub migratable: bool,
+}
+
+impl Default for Spec {
+    fn default() -> Spec {
+        Spec {
+            name: None,
+            stack_size: stack::DEFAULT_STACK_SIZE,
+            migratable: false,
+        }
+    }
 }
 
 /// Creates a ULT that will run `f` and report to `sched`. Returns the runnable handle (for
@@ -837,13 +850,7 @@ impl Drop for Header {
 /// offers that ([`Nest`]); false if not, or if nothing was left to run first.
 #[inline]
 pub(crate) fn help_until_finished(child: &Header) -> bool {
-    let nest = current_nest();
-    if nest.is_null() {
-        return false;
-    }
-    // SAFETY: as in `yield_current`.
-    let nest = unsafe { &*nest };
-    (nest.on_join)(nest, child)
+    offered_nest().is_some_and(|nest| (nest.on_join)(nest, child))
 }
 
 /// Suspends the running ULT. Panics if called outside a ULT.
@@ -866,16 +873,26 @@ pub fn prepare_thread() {
 
 /// The running ULT's yielder, or null outside a ULT. Never inlined: its thread-local read
 /// must happen on the thread that runs the ULT now, so no caller can cache the address
-/// across a switch (a migratable ULT may come back on another thread).
+/// across a switch (a migratable ULT may come back on another thread). Returns the thread's
+/// [`Nest`] offer too, read in the same call, since `yield_now` needs both.
 #[inline(never)]
-fn current_yielder() -> (*const Yielder<(), Switch>, *const Nest) {
+fn switch_context() -> (*const Yielder<(), Switch>, *const Nest) {
     (CURRENT_YIELDER.with(|c| c.get()), NEST.with(|n| n.get()))
 }
 
-/// The calling thread's [`Nest`] offer, read afresh (never inlined, like `current_yielder`).
+/// The calling thread's [`Nest`] offer, read afresh (never inlined, like `switch_context`).
 #[inline(never)]
 fn current_nest() -> *const Nest {
     NEST.with(|n| n.get())
+}
+
+/// The [`Nest`] offer as a reference, if there is one.
+#[inline]
+fn offered_nest<'a>() -> Option<&'a Nest> {
+    // SAFETY: a non-null NEST is valid until its scheduler replaces it (`set_nest`'s
+    // contract), and the scheduler is suspended below the running ULT in this very call
+    // chain, so it is not replaced while the caller uses it.
+    unsafe { current_nest().as_ref() }
 }
 
 /// Yields the running ULT; false if the caller is not a ULT.
@@ -888,11 +905,9 @@ fn current_nest() -> *const Nest {
 /// stay paired.
 #[inline(always)]
 pub(crate) fn yield_current() -> bool {
-    let (y, nest) = current_yielder();
-    if !nest.is_null() {
-        // SAFETY: a non-null NEST is valid until its scheduler replaces it (`set_nest`'s
-        // contract), and the scheduler is suspended below us in this very call chain.
-        let nest = unsafe { &*nest };
+    let (y, nest) = switch_context();
+    // SAFETY: as in `offered_nest`.
+    if let Some(nest) = unsafe { nest.as_ref() } {
         (nest.on_yield)(nest);
         return true;
     }
@@ -913,13 +928,8 @@ pub(crate) fn park_current(header: &Header) {
     if header.state.take_token() {
         return;
     }
-    let nest = current_nest();
-    if !nest.is_null() {
-        // SAFETY: as in `yield_current`.
-        let nest = unsafe { &*nest };
-        if (nest.on_park)(nest, header) {
-            return;
-        }
+    if offered_nest().is_some_and(|nest| (nest.on_park)(nest, header)) {
+        return;
     }
     suspend_current(header, Switch::Park);
 }

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Interleaved echo runs (A B A B ...) of one or more lab binaries and server implementations,
+# with the lab's own peers (`lab internal-peer echo-server` / `echo-client`), one line per run.
+# For comparing two builds of the runtime side by side on a machine whose speed drifts.
+#
+# Usage: scripts/echo-ab.sh CONNS REPS LAB:IMPL [LAB:IMPL ...]
+#   e.g. scripts/echo-ab.sh 100 5 /tmp/lab-before:lwp-mn target/release/lab:lwp-mn target/release/lab:tokio
+# Environment: WINDOW_MS (measured window, default 1000).
+set -euo pipefail
+if [ $# -lt 3 ]; then
+    sed -n '2,8p' "$0" >&2
+    exit 2
+fi
+conns=$1 reps=$2
+shift 2
+case "$conns$reps" in *[!0-9]*) echo "echo-ab.sh: CONNS and REPS must be numbers" >&2; exit 2;; esac
+window=${WINDOW_MS:-1000}
+warmup=$((200 + conns * 30 / 1000))
+for _ in $(seq "$reps"); do
+    for spec in "$@"; do
+        lab=${spec%%:*} impl=${spec#*:}
+        [ -x "$lab" ] || { echo "echo-ab.sh: $lab is not an executable" >&2; exit 2; }
+        out=$(mktemp)
+        "$lab" internal-peer echo-server --impl "$impl" >"$out" 2>/dev/null &
+        server=$!
+        for _ in $(seq 100); do grep -q '^PORT ' "$out" && break; sleep 0.1; done
+        port=$(awk '/^PORT /{print $2}' "$out")
+        rm -f "$out"
+        if [ -z "$port" ]; then
+            kill "$server" 2>/dev/null || true
+            echo "$spec: the server did not start"
+            continue
+        fi
+        result=$(echo GO | LWP_SYSMON_QUIET=1 "$lab" internal-peer echo-client \
+            --addr "127.0.0.1:$port" --conns "$conns" --msg 64 --warmup-ms "$warmup" \
+            --window-ms "$window" --setup-ms 8000 --pause-ms 20000 2>/dev/null | grep '^{' || true)
+        kill "$server" 2>/dev/null || true
+        wait "$server" 2>/dev/null || true
+        echo "$spec $(echo "$result" | python3 -c '
+import json, sys
+try:
+    d = json.load(sys.stdin)
+except ValueError:
+    print("no result"); sys.exit()
+rps = d["requests"] / (d["window_ns"] / 1e9)
+print("req/s %.0f  p50 %.0f us  p90 %.0f us  p99 %.0f us  errors %d"
+      % (rps, d["p50_ns"] / 1e3, d["p90_ns"] / 1e3, d["p99_ns"] / 1e3, d["errors"]))')"
+    done
+done
