@@ -67,8 +67,10 @@ pub(crate) fn page_size() -> usize {
 pub struct UltStack {
     /// Lowest address of the mapping (the guard page starts here).
     low: usize,
-    /// Length of the whole mapping, guard page included.
-    len: usize,
+    /// End of the guard page: the lowest usable address (corosensei's stack limit).
+    limit: usize,
+    /// End of the mapping: the stack's base (it grows down from here).
+    top: usize,
     /// Returns to a pool since the last trim.
     uses_since_trim: u32,
 }
@@ -111,7 +113,8 @@ impl UltStack {
         }
         let stack = UltStack {
             low: low as usize,
-            len,
+            limit: low as usize + page,
+            top: low as usize + len,
             uses_since_trim: 0,
         };
         // SAFETY: the range lies inside the mapping just created and owned by `stack`.
@@ -130,23 +133,31 @@ impl UltStack {
     }
 
     /// Usable bytes (without the guard page).
+    #[inline]
     pub fn usable_size(&self) -> usize {
-        self.len - page_size()
+        self.top - self.limit
     }
 
     /// The guard page as `[low, high)`.
+    #[inline]
     pub fn guard_range(&self) -> (usize, usize) {
-        (self.low, self.low + page_size())
+        (self.low, self.limit)
+    }
+
+    /// Bytes of address space, guard page included.
+    #[inline]
+    fn mapped_len(&self) -> usize {
+        self.top - self.low
     }
 
     /// Whether the ULT that used this stack went below the warm top (see the module header).
+    #[inline]
     fn went_deep(&self) -> bool {
-        let page = page_size();
-        let top = self.low + self.len;
+        let page = self.limit - self.low;
         if self.usable_size() <= WARM_BYTES {
             return false;
         }
-        let probe_page = top - WARM_BYTES - page;
+        let probe_page = self.top - WARM_BYTES - page;
         (0..8).any(|i| {
             let addr = probe_page + i * (page / 8);
             // SAFETY: inside the read-write part of the mapping, which this value owns; no
@@ -157,10 +168,8 @@ impl UltStack {
 
     /// Releases the committed pages below the warm top back to the kernel.
     fn trim(&mut self) {
-        let page = page_size();
-        let top = self.low + self.len;
-        let keep_from = top - WARM_BYTES.min(self.usable_size());
-        let start = self.low + page;
+        let keep_from = self.top - WARM_BYTES.min(self.usable_size());
+        let start = self.limit;
         if keep_from > start {
             // SAFETY: the range is inside our read-write mapping and no coroutine is running on
             // this stack (it is being returned to the pool); MADV_DONTNEED only zeroes pages.
@@ -181,7 +190,7 @@ impl Drop for UltStack {
         // SAFETY: `low..low+len` is exactly the mapping this value owns, and no coroutine runs
         // on it any more (the owner gave it up).
         unsafe {
-            libc::munmap(self.low as *mut libc::c_void, self.len);
+            libc::munmap(self.low as *mut libc::c_void, self.mapped_len());
         }
         LIVE_STACKS.fetch_sub(1, Ordering::Relaxed);
     }
@@ -208,12 +217,12 @@ fn cached_max_map_count() -> Option<usize> {
 unsafe impl corosensei::stack::Stack for UltStack {
     #[inline]
     fn base(&self) -> corosensei::stack::StackPointer {
-        corosensei::stack::StackPointer::new(self.low + self.len).expect("mapping is not at 0")
+        corosensei::stack::StackPointer::new(self.top).expect("mapping is not at 0")
     }
 
     #[inline]
     fn limit(&self) -> corosensei::stack::StackPointer {
-        corosensei::stack::StackPointer::new(self.low + page_size()).expect("mapping is not at 0")
+        corosensei::stack::StackPointer::new(self.limit).expect("mapping is not at 0")
     }
 }
 
@@ -293,8 +302,34 @@ fn usable_for(size: usize) -> usize {
 
 /// Takes a stack of exactly `size` usable bytes (page-rounded) from this thread's pool,
 /// refilling it from the global pool if needed, or maps a new one.
+#[inline]
 pub(crate) fn take(size: usize) -> io::Result<UltStack> {
-    let usable = usable_for(size);
+    // Fast path: the most recently returned stack has the wanted size (a program that uses
+    // one stack size, or a spawn+join loop), so no search and no size rounding.
+    let last = POOL
+        .try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            let fits = pool.stacks.last().is_some_and(|s| {
+                let usable = s.usable_size();
+                usable >= size.max(MIN_STACK_SIZE) && usable - size < page_size()
+            });
+            if !fits {
+                return None;
+            }
+            let stack = pool.stacks.pop()?;
+            pool.bytes -= stack.mapped_len();
+            Some(stack)
+        })
+        .ok()
+        .flatten();
+    match last {
+        Some(stack) => Ok(stack),
+        None => take_slow(usable_for(size)),
+    }
+}
+
+#[cold]
+fn take_slow(usable: usize) -> io::Result<UltStack> {
     let pooled = POOL
         .try_with(|pool| {
             let mut pool = pool.borrow_mut();
@@ -307,7 +342,7 @@ pub(crate) fn take(size: usize) -> io::Result<UltStack> {
             while moved < LOCAL_POOL_MAX / 2 {
                 match pop_matching(&mut global, usable) {
                     Some(stack) => {
-                        pool.bytes += stack.len;
+                        pool.bytes += stack.mapped_len();
                         pool.stacks.push(stack);
                         moved += 1;
                     }
@@ -332,12 +367,13 @@ fn pop_matching(pool: &mut Pool, usable: usize) -> Option<UltStack> {
         .iter()
         .rposition(|s| s.usable_size() == usable)?;
     let stack = pool.stacks.swap_remove(idx);
-    pool.bytes -= stack.len;
+    pool.bytes -= stack.mapped_len();
     Some(stack)
 }
 
 /// Returns a stack to this thread's pool, spilling a batch to the global pool when the
 /// local one is full (and unmapping what the global pool cannot hold).
+#[inline]
 pub(crate) fn give_back(mut stack: UltStack) {
     stack.uses_since_trim += 1;
     if stack.uses_since_trim >= TRIM_EVERY || stack.went_deep() {
@@ -345,21 +381,31 @@ pub(crate) fn give_back(mut stack: UltStack) {
     }
     let _ = POOL.try_with(|pool| {
         let mut pool = pool.borrow_mut();
-        pool.bytes += stack.len;
+        pool.bytes += stack.mapped_len();
         pool.stacks.push(stack);
         if pool.stacks.len() > LOCAL_POOL_MAX {
-            let spill: Vec<UltStack> = pool.stacks.drain(..LOCAL_POOL_MAX / 2).collect();
-            let spilled: usize = spill.iter().map(|s| s.len).sum();
-            pool.bytes -= spilled;
             drop(pool);
-            let mut global = global();
-            for s in spill {
-                if global.bytes + s.len <= POOL_MAX_BYTES {
-                    global.bytes += s.len;
-                    global.stacks.push(s);
-                }
-                // else: `s` drops here and is unmapped.
+            spill_half();
+        }
+    });
+}
+
+/// Moves the older half of this thread's pool to the global pool.
+#[cold]
+fn spill_half() {
+    let _ = POOL.try_with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let spill: Vec<UltStack> = pool.stacks.drain(..LOCAL_POOL_MAX / 2).collect();
+        let spilled: usize = spill.iter().map(UltStack::mapped_len).sum();
+        pool.bytes -= spilled;
+        drop(pool);
+        let mut global = global();
+        for s in spill {
+            if global.bytes + s.mapped_len() <= POOL_MAX_BYTES {
+                global.bytes += s.mapped_len();
+                global.stacks.push(s);
             }
+            // else: `s` drops here and is unmapped.
         }
     });
 }
@@ -421,10 +467,32 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_hands_out_only_stacks_of_the_requested_size() {
+        clear_pool();
+        let page = page_size();
+        let small = take(MIN_STACK_SIZE).unwrap();
+        let big = take(MIN_STACK_SIZE + 3 * page).unwrap();
+        give_back(small);
+        give_back(big);
+        // The most recent stack is the big one: a smaller request must not get it.
+        let s = take(1).unwrap();
+        assert_eq!(s.usable_size(), MIN_STACK_SIZE);
+        // A request one byte over a page boundary needs the next page.
+        let b = take(MIN_STACK_SIZE + 2 * page + 1).unwrap();
+        assert_eq!(b.usable_size(), MIN_STACK_SIZE + 3 * page);
+        let c = take(MIN_STACK_SIZE + 2 * page).unwrap();
+        assert_eq!(c.usable_size(), MIN_STACK_SIZE + 2 * page);
+        give_back(s);
+        give_back(b);
+        give_back(c);
+        clear_pool();
+    }
+
+    #[test]
     fn a_deep_stack_is_trimmed_when_it_returns_to_the_pool() {
         clear_pool();
         let s = take(1024 * 1024).unwrap();
-        let top = s.low + s.len;
+        let top = s.top;
         for off in (0..256 * 1024).step_by(8) {
             // SAFETY: inside the read-write part of the mapping we own.
             unsafe { ((top - 8 - off) as *mut usize).write_volatile(0xdead) };
@@ -447,7 +515,7 @@ mod tests {
     #[test]
     fn trim_releases_deep_pages() {
         let mut s = UltStack::new(1024 * 1024).unwrap();
-        let base = s.low + s.len;
+        let base = s.top;
         // Use 512 KiB below the top, as deep frames would.
         for off in (0..512 * 1024).step_by(8) {
             // SAFETY: inside the read-write part of the mapping we own.
@@ -455,10 +523,10 @@ mod tests {
         }
         let resident = |s: &UltStack| {
             let page = page_size();
-            let mut vec = vec![0u8; s.len / page];
+            let mut vec = vec![0u8; s.mapped_len() / page];
             // SAFETY: mincore reads the page table for a range we own into a buffer of the
             // right length (one byte per page).
-            let rc = unsafe { libc::mincore(s.low as *mut libc::c_void, s.len, vec.as_mut_ptr()) };
+            let rc = unsafe { libc::mincore(s.low as *mut libc::c_void, s.mapped_len(), vec.as_mut_ptr()) };
             assert_eq!(rc, 0);
             vec.iter().filter(|&&b| b & 1 == 1).count()
         };
