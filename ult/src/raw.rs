@@ -37,7 +37,7 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use crate::local::LocalMap;
 use crate::stack::{self, UltStack};
-use crate::state::{JoinState, RunState};
+use crate::state::{Completion, Life, RunState};
 use crate::Unparker;
 
 /// Why a running ULT gave control back to its scheduler.
@@ -100,8 +100,9 @@ type Co = Coroutine<(), Switch, (), UltStack>;
 /// unparkers, through counted thin pointers ([`RawUlt`], and the join handle's typed
 /// `CellRef`): a queue entry is one word, and reaching the header needs no vtable.
 pub struct Header {
-    /// Strong references ([`RawUlt`]s and the `CellRef`); the last one frees the cell.
-    refs: AtomicUsize,
+    /// Strong references ([`RawUlt`]s and the `CellRef`; the last one frees the cell) and the
+    /// join handshake.
+    life: Life,
     /// Frees the `UltCell<T>` this header starts (the one type-specific operation).
     drop_cell: unsafe fn(NonNull<Header>),
     id: UltId,
@@ -124,7 +125,6 @@ pub struct Header {
     migratable: bool,
     /// Free for the scheduler: e.g. the index of the home LWP.
     home: AtomicUsize,
-    join_state: JoinState,
     join_waiter: UnsafeCell<Option<Unparker>>,
     /// While `PARKED`: the scheduler's own handle, moved here by `after_park` and taken out
     /// by the one unparker that wins the `PARKED -> ACTIVE` transition, so a wake-up needs
@@ -167,10 +167,7 @@ unsafe impl Sync for RawUlt {}
 /// Adds a strong reference (as `Arc::clone` does, aborting on overflow).
 #[inline]
 fn acquire_ref(header: &Header) {
-    // Relaxed: a new reference is made from an existing one, which keeps the cell alive.
-    if header.refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
-        std::process::abort();
-    }
+    header.life.acquire();
 }
 
 /// Drops a strong reference and frees the cell after the last one.
@@ -180,14 +177,20 @@ fn acquire_ref(header: &Header) {
 #[inline]
 unsafe fn release_ref(header: NonNull<Header>) {
     // SAFETY: the caller's reference keeps the header alive until this decrement.
-    let h = unsafe { header.as_ref() };
-    // Release/acquire as in `Arc::drop`: every use through other references happens before
-    // the free.
-    if h.refs.fetch_sub(1, Ordering::Release) == 1 {
-        std::sync::atomic::fence(Ordering::Acquire);
-        // SAFETY: that was the last reference; `drop_cell` matches the cell's type.
-        unsafe { (h.drop_cell)(header) }
+    if unsafe { header.as_ref() }.life.release() {
+        // SAFETY: that was the last reference.
+        unsafe { free_cell(header) }
     }
+}
+
+/// Frees a cell after its last reference is gone.
+///
+/// # Safety
+/// No reference to the cell may be left.
+#[inline]
+unsafe fn free_cell(header: NonNull<Header>) {
+    // SAFETY: the header is alive until `drop_cell`, which matches the cell's type.
+    unsafe { (header.as_ref().drop_cell)(header) }
 }
 
 /// Drops and frees an `UltCell<T>` made by [`create`].
@@ -347,8 +350,11 @@ impl<T> std::ops::Deref for CellRef<T> {
 impl<T> Drop for CellRef<T> {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: this handle owns one reference; the header is the cell's first field.
-        unsafe { release_ref(self.0.cast()) }
+        // Usually the last reference: the ULT finished and its scheduler let go.
+        if self.header.life.release_maybe_unique() {
+            // SAFETY: that was the last reference; the header is the cell's first field.
+            unsafe { free_cell(self.0.cast()) }
+        }
     }
 }
 
@@ -587,7 +593,7 @@ where
         cell.as_ptr().write(UltCell {
             header: Header {
                 // One for the scheduler's `RawUlt`, one for the join handle's `CellRef`.
-                refs: AtomicUsize::new(2),
+                life: Life::new(2),
                 drop_cell: drop_cell::<T>,
                 id: next_id(),
                 name: spec.name.map(Arc::from),
@@ -601,7 +607,6 @@ where
                 cancelling: Cell::new(false),
                 migratable: spec.migratable,
                 home: AtomicUsize::new(usize::MAX),
-                join_state: JoinState::new(),
                 join_waiter: UnsafeCell::new(None),
                 parked_self: UnsafeCell::new(None),
             },
@@ -663,7 +668,7 @@ impl Header {
     /// Whether the ULT has finished.
     #[inline]
     pub fn is_finished(&self) -> bool {
-        self.join_state.is_complete()
+        self.life.is_complete()
     }
 
     /// The unpark path (see [`crate::state`]). `this` is a handle to this same ULT.
@@ -692,16 +697,16 @@ impl Header {
         // SAFETY: only the single JoinHandle writes here, and only before it sets JOIN_WAITER;
         // the completer reads it only after seeing JOIN_WAITER (acquire).
         unsafe { *self.join_waiter.get() = Some(waiter) };
-        self.join_state.set_waiter()
+        self.life.set_waiter()
     }
 
-    fn complete_join(&self) {
-        if self.join_state.complete() {
-            // SAFETY: JOIN_WAITER was set (acquire above), so the joiner finished writing and
-            // will never touch the slot again.
-            if let Some(w) = unsafe { (*self.join_waiter.get()).take() } {
-                w.unpark();
-            }
+    /// Wakes the joiner registered by `register_join_waiter`; only after `complete_and_release`
+    /// said so, while the caller still holds its reference.
+    fn wake_join_waiter(&self) {
+        // SAFETY: WAITER was set (acquired by `complete_and_release`), so the joiner finished
+        // writing and will never touch the slot again.
+        if let Some(w) = unsafe { (*self.join_waiter.get()).take() } {
+            w.unpark();
         }
     }
 }
@@ -758,7 +763,19 @@ impl RawUlt {
         if let Some(co) = co {
             stack::give_back(co.into_stack());
         }
-        header.complete_join();
+        // Completing gives up this handle's reference in the same atomic step.
+        let this = std::mem::ManuallyDrop::new(self);
+        match this.life.complete_and_release() {
+            Completion::Released { last: false } => {}
+            Completion::Released { last: true } => {
+                // SAFETY: that was the last reference (the join handle was dropped).
+                unsafe { free_cell(this.0) }
+            }
+            Completion::WakeWaiter => {
+                this.wake_join_waiter();
+                drop(std::mem::ManuallyDrop::into_inner(this));
+            }
+        }
         Resumed::Finished
     }
 

@@ -15,14 +15,19 @@
 //! unparker whose CAS moved it out of `PARKED`, or the scheduler whose `try_park` failed)
 //! queues it afterwards, so a ULT is never in two queues and no wake-up is lost.
 //!
-//! [`JoinState`]: the joiner stores its waiter then sets `WAITER`; the finishing ULT sets
-//! `COMPLETE`; whoever comes second learns it from the returned previous value: the completer
-//! wakes the waiter if `WAITER` was set, the joiner does not park if `COMPLETE` was set.
+//! [`Life`]: a ULT cell's reference count and its join handshake in one word, so that the
+//! usual end of a ULT (it completes and its scheduler drops its reference) is one atomic
+//! operation. The joiner stores its waiter then sets `WAITER`; the scheduler of the finished
+//! ULT sets `COMPLETE`; whoever comes second learns it from the previous value: the completer
+//! wakes the waiter if `WAITER` was set, the joiner does not park if `COMPLETE` was set. The
+//! completer gives up its reference in the same step unless a waiter is set (it still reads
+//! the header to wake it). Invariant: the cell is freed exactly once, by whoever drops the
+//! last reference, after every other reference's last use.
 
 #[cfg(loom)]
-use loom::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use loom::sync::atomic::{fence, AtomicU32, AtomicUsize, Ordering};
 #[cfg(not(loom))]
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicUsize, Ordering};
 
 const ACTIVE: u32 = 0;
 const PARKED: u32 = 1;
@@ -120,23 +125,65 @@ impl RunState {
     }
 }
 
-const JOIN_WAITER: u8 = 1;
-const JOIN_COMPLETE: u8 = 2;
+const WAITER: usize = 1;
+const COMPLETE: usize = 2;
+/// One reference in [`Life`]'s count (the two low bits are the join handshake).
+const REF: usize = 4;
 
-/// The join handshake of one ULT (see the module header).
-#[derive(Debug)]
-pub struct JoinState(AtomicU8);
-
-impl Default for JoinState {
-    fn default() -> Self {
-        Self::new()
-    }
+/// What [`Life::complete_and_release`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// Completed and gave up the caller's reference; `last`: it was the last one, the
+    /// caller frees the cell.
+    Released {
+        /// The caller held the last reference.
+        last: bool,
+    },
+    /// Completed, and a joiner is waiting: the caller wakes it, then calls
+    /// [`Life::release`] (its reference keeps the cell alive meanwhile).
+    WakeWaiter,
 }
 
-impl JoinState {
-    /// Nobody waiting, not complete.
-    pub fn new() -> JoinState {
-        JoinState(AtomicU8::new(0))
+/// A ULT cell's reference count and join handshake in one word (see the module header).
+#[derive(Debug)]
+pub struct Life(AtomicUsize);
+
+impl Life {
+    /// A cell with `refs` references, not complete, nobody waiting.
+    pub fn new(refs: usize) -> Life {
+        Life(AtomicUsize::new(refs * REF))
+    }
+
+    /// Adds a reference (made from one the caller holds). Aborts on overflow, like `Arc`.
+    #[inline]
+    pub fn acquire(&self) {
+        // Relaxed: the caller's reference keeps the cell alive, as in `Arc::clone`.
+        if self.0.fetch_add(REF, Ordering::Relaxed) > usize::MAX / 2 {
+            std::process::abort();
+        }
+    }
+
+    /// Gives up a reference; true if it was the last (the caller frees the cell).
+    #[inline]
+    pub fn release(&self) -> bool {
+        // Release/acquire as in `Arc::drop`: every use through other references happens
+        // before the free.
+        if self.0.fetch_sub(REF, Ordering::Release) < 2 * REF {
+            fence(Ordering::Acquire);
+            return true;
+        }
+        false
+    }
+
+    /// Like [`Life::release`], without a read-modify-write when the caller holds the only
+    /// reference (the join handle of a finished ULT, usually): nobody else can then add one,
+    /// and the acquire load orders every other reference's last use before the free.
+    #[inline]
+    pub fn release_maybe_unique(&self) -> bool {
+        if self.0.load(Ordering::Acquire) < 2 * REF {
+            return true;
+        }
+        self.release()
     }
 
     /// Joiner: call after storing the waiter. True if the joiner must wait (the completer
@@ -145,19 +192,43 @@ impl JoinState {
     pub fn set_waiter(&self) -> bool {
         // AcqRel: release publishes the stored waiter to the completer; acquire makes the
         // result visible if COMPLETE was already set.
-        self.0.fetch_or(JOIN_WAITER, Ordering::AcqRel) & JOIN_COMPLETE == 0
+        self.0.fetch_or(WAITER, Ordering::AcqRel) & COMPLETE == 0
     }
 
-    /// Completer: call after storing the result. True if a waiter is stored and must be woken.
+    /// The scheduler, after the ULT stored its result: marks it complete and gives up the
+    /// scheduler's reference in one step, unless a joiner is waiting (then the reference is
+    /// kept until the caller woke the joiner, which reads the header).
     #[inline]
-    pub fn complete(&self) -> bool {
-        // AcqRel: release publishes the result; acquire makes the stored waiter visible.
-        self.0.fetch_or(JOIN_COMPLETE, Ordering::AcqRel) & JOIN_WAITER != 0
+    pub fn complete_and_release(&self) -> Completion {
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            if cur & WAITER != 0 {
+                // AcqRel: release publishes the result; acquire makes the stored waiter
+                // visible.
+                self.0.fetch_or(COMPLETE, Ordering::AcqRel);
+                return Completion::WakeWaiter;
+            }
+            // COMPLETE is clear (only this call sets it), so adding it cannot carry.
+            let next = cur + COMPLETE - REF;
+            // AcqRel: release publishes the result (and, like `release`, this reference's
+            // uses); acquire orders the others' uses before a free.
+            match self
+                .0
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    return Completion::Released {
+                        last: cur < 2 * REF,
+                    }
+                }
+                Err(actual) => cur = actual,
+            }
+        }
     }
 
     /// Whether the ULT completed (acquire: its result is visible afterwards).
     #[inline]
     pub fn is_complete(&self) -> bool {
-        self.0.load(Ordering::Acquire) & JOIN_COMPLETE != 0
+        self.0.load(Ordering::Acquire) & COMPLETE != 0
     }
 }

@@ -7,7 +7,7 @@
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use ult::state::{JoinState, RunState};
+use ult::state::{Completion, Life, RunState};
 
 /// A ULT parks once while another thread unparks it once. Whatever the interleaving, the ULT
 /// ends up runnable exactly once: either its `park` consumed the token without suspending,
@@ -71,29 +71,68 @@ fn two_unparkers_never_queue_twice() {
     });
 }
 
-/// The join handshake: the joiner either sees completion or is woken, never neither.
+/// The join handshake: the joiner either sees completion or is woken, never neither; and
+/// the cell is freed exactly once, after both sides are done with it.
 #[test]
-fn joiner_is_woken_or_sees_completion() {
+fn joiner_is_woken_or_sees_completion_and_the_cell_is_freed_once() {
     loom::model(|| {
-        let join = Arc::new(JoinState::new());
+        // References: the scheduler's and the join handle's.
+        let life = Arc::new(Life::new(2));
         let woken = Arc::new(AtomicUsize::new(0));
+        let frees = Arc::new(AtomicUsize::new(0));
         let completer = {
-            let join = join.clone();
-            let woken = woken.clone();
-            thread::spawn(move || {
-                if join.complete() {
+            let (life, woken, frees) = (life.clone(), woken.clone(), frees.clone());
+            thread::spawn(move || match life.complete_and_release() {
+                Completion::Released { last } => {
+                    if last {
+                        frees.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                Completion::WakeWaiter => {
                     woken.fetch_add(1, Ordering::SeqCst);
+                    if life.release() {
+                        frees.fetch_add(1, Ordering::SeqCst);
+                    }
                 }
             })
         };
-        let must_wait = join.set_waiter();
+        let must_wait = life.set_waiter();
+        if must_wait {
+            // The joiner parks until woken; loom explores the completer running meanwhile.
+            while woken.load(Ordering::SeqCst) == 0 {
+                thread::yield_now();
+            }
+        }
+        assert!(life.is_complete());
+        if life.release_maybe_unique() {
+            frees.fetch_add(1, Ordering::SeqCst);
+        }
         completer.join().unwrap();
         let w = woken.load(Ordering::SeqCst);
-        if must_wait {
-            assert_eq!(w, 1, "a waiting joiner must be woken exactly once");
-        } else {
-            assert_eq!(w, 0);
-            assert!(join.is_complete());
+        assert_eq!(w, usize::from(must_wait), "woken exactly when it had to wait");
+        assert_eq!(frees.load(Ordering::SeqCst), 1, "freed exactly once");
+    });
+}
+
+/// A detached ULT (its join handle dropped while it runs): whichever side lets go last frees
+/// the cell, exactly once.
+#[test]
+fn a_detached_cell_is_freed_once() {
+    loom::model(|| {
+        let life = Arc::new(Life::new(2));
+        let frees = Arc::new(AtomicUsize::new(0));
+        let completer = {
+            let (life, frees) = (life.clone(), frees.clone());
+            thread::spawn(move || {
+                if life.complete_and_release() == (Completion::Released { last: true }) {
+                    frees.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        if life.release_maybe_unique() {
+            frees.fetch_add(1, Ordering::SeqCst);
         }
+        completer.join().unwrap();
+        assert_eq!(frees.load(Ordering::SeqCst), 1, "freed exactly once");
     });
 }
