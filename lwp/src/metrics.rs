@@ -24,6 +24,24 @@ pub(crate) struct LwpCounters {
     pub(crate) parks: AtomicU64,
     pub(crate) wakes: AtomicU64,
     pub(crate) lwp_parks: AtomicU64,
+    /// Non-migratable ULTs that started here (and so live here until they finish).
+    pub(crate) pinned_starts: AtomicU64,
+    /// Non-migratable ULTs that finished here (always their home).
+    pub(crate) pinned_finishes: AtomicU64,
+    /// Never-started ULTs this LWP handed to a less loaded LWP instead of starting them.
+    pub(crate) rehomed: AtomicU64,
+}
+
+impl LwpCounters {
+    /// Started, unfinished, non-migratable ULTs homed on this LWP (a reader's view: may be a
+    /// few events old).
+    pub(crate) fn resident(&self) -> u64 {
+        // Finishes first: each counted finish had its start counted before it.
+        let finishes = self.pinned_finishes.load(Ordering::Relaxed);
+        self.pinned_starts
+            .load(Ordering::Relaxed)
+            .saturating_sub(finishes)
+    }
 }
 
 /// Adds one to a counter only its owner writes: a plain load and store, no lock prefix.
@@ -62,6 +80,9 @@ pub struct MetricsSnapshot {
     pub lwps_started: u64,
     /// Jobs run by the blocking pool.
     pub blocking_jobs: u64,
+    /// Never-started ULTs that an LWP with many resident ULTs handed to a less loaded LWP
+    /// before starting them (see `Runtime::resident_ults`).
+    pub rehomed: u64,
 }
 
 #[derive(Default, Debug)]
@@ -83,6 +104,7 @@ impl MetricsSnapshot {
         self.parks += c.parks.load(Ordering::Relaxed);
         self.wakes += c.wakes.load(Ordering::Relaxed);
         self.lwp_parks += c.lwp_parks.load(Ordering::Relaxed);
+        self.rehomed += c.rehomed.load(Ordering::Relaxed);
     }
 
     pub(crate) fn add_shared(&mut self, c: &SharedCounters) {

@@ -335,6 +335,31 @@ impl Runtime {
         }
     }
 
+    /// For each LWP started so far, the ULTs that live on it: started, not finished and not
+    /// migratable (a started ULT stays on its LWP). Empty under the one-to-one model, where
+    /// every ULT has a kernel thread of its own.
+    ///
+    /// ```
+    /// let rt = lwp::Runtime::builder().model(lwp::Model::ManyToMany { lwps: 2 }).build()?;
+    /// let (tx, rx) = lwp::channel::bounded::<()>(0);
+    /// let waiter = rt.spawn(move || rx.recv().is_err());
+    /// // The waiter counts once it has started (and parked in `recv`).
+    /// let t0 = std::time::Instant::now();
+    /// while rt.resident_ults().iter().sum::<u64>() == 0 {
+    ///     assert!(t0.elapsed().as_secs() < 10, "the ULT never started");
+    ///     std::thread::sleep(std::time::Duration::from_millis(1));
+    /// }
+    /// drop(tx);
+    /// assert!(waiter.join().unwrap(), "recv saw the sender go");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn resident_ults(&self) -> Vec<u64> {
+        match &self.kind {
+            Kind::Lwp(s) => s.resident_ults(),
+            Kind::OneToOne(_) => Vec::new(),
+        }
+    }
+
     /// LWPs started so far (for one-to-one: kernel threads started for ULTs).
     pub fn lwps_started(&self) -> u64 {
         self.metrics().lwps_started

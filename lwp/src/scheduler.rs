@@ -53,6 +53,15 @@
 //! with the connections concentrated on one LWP (100/0: 98k requests/s, p99 2.1 ms; 49/51:
 //! 81k, p99 5.4 ms, in one series of runs).
 //!
+//! Many long-lived ULTs are the opposite case: their load adds up, and an uneven split makes
+//! the busier LWP's ULTs wait longer for as long as they live. So an LWP that holds at least
+//! [`BALANCE_FLOOR`] resident ULTs (started, unfinished, not migratable) starts a new
+//! non-migratable ULT only if no other LWP holds clearly fewer; otherwise it hands the ULT,
+//! still unstarted and so free to move, to the least loaded LWP's inbox. Below the floor
+//! nothing changes. On the 10,000-connection echo run the split used to be whatever the
+//! thieves happened to steal during the connection burst: 40/60 gave p99 168-182 ms, 50/50
+//! 139 ms (`scripts/echo-ab.sh`-style runs, one series).
+//!
 //! # Who may call what
 //! `WorkerCtx` is owned by its LWP thread; ULTs running on that thread reach it through the
 //! `WORKER` thread-local (to spawn and wake locally). Everything in [`Shared`] is safe to use
@@ -93,6 +102,10 @@ pub const LOCAL_WAKE_INTERVAL_NS: u64 = 100_000;
 /// out of work for this long (it is saturated). An LWP that keeps running dry has CPU time to
 /// spare, and a second LWP would only compete for CPUs (see "Placement" in the header).
 pub const SATURATED_NS: u64 = 1_000_000;
+
+/// Resident ULTs (started, unfinished, non-migratable) an LWP holds before it starts placing
+/// new ones on less loaded LWPs (see "Placement" in the module header).
+pub const BALANCE_FLOOR: u64 = 256;
 /// How long an idle LWP spins, searching for work (and polling its reactor), before it
 /// sleeps in its reactor. Short: with one reactor per LWP the kernel wakes a sleeping LWP
 /// directly when its sockets become ready, and a spinning LWP takes CPU time from everyone
@@ -352,6 +365,39 @@ impl Shared {
     }
 
     /// Sum of all counters.
+    /// Started, unfinished, non-migratable ULTs homed on each started LWP.
+    pub(crate) fn resident_ults(&self) -> Vec<u64> {
+        self.started_slots()
+            .iter()
+            .map(|s| s.counters.resident())
+            .collect()
+    }
+
+    /// For a never-started, non-migratable ULT about to start on LWP `here`: another LWP
+    /// to start it on instead, when `here` already holds at least [`BALANCE_FLOOR`] resident
+    /// ULTs and clearly more than the least loaded LWP (by a sixteenth of that LWP's count,
+    /// plus 16, so that placement settles instead of bouncing).
+    #[inline]
+    fn less_loaded_home(&self, here: usize) -> Option<usize> {
+        let mine = self.slots[here].counters.resident();
+        if mine < BALANCE_FLOOR {
+            return None;
+        }
+        self.least_loaded_other(here, mine)
+    }
+
+    #[cold]
+    fn least_loaded_other(&self, here: usize, mine: u64) -> Option<usize> {
+        let (index, least) = self
+            .started_slots()
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != here)
+            .map(|(i, s)| (i, s.counters.resident()))
+            .min_by_key(|&(_, r)| r)?;
+        (mine > least + least / 16 + 16).then_some(index)
+    }
+
     pub(crate) fn metrics(&self) -> MetricsSnapshot {
         let mut m = MetricsSnapshot::default();
         for slot in self.started_slots() {
@@ -530,10 +576,21 @@ impl WorkerCtx {
 
     #[inline]
     fn run_ult(&self, ult: RawUlt) {
+        let slot = self.slot();
+        // Once started, a non-migratable ULT lives here until it finishes: the last chance
+        // to place it elsewhere (see "Placement" in the module header).
+        let pinned = !ult.is_migratable();
+        if pinned && !ult.started() {
+            if let Some(better) = self.shared.less_loaded_home(self.index) {
+                bump(&slot.counters.rehomed);
+                self.shared.push_remote(better, ult);
+                return;
+            }
+            bump(&slot.counters.pinned_starts);
+        }
         if ult.home() != self.index {
             ult.set_home(self.index);
         }
-        let slot = self.slot();
         bump(&slot.counters.switches);
         slot.in_ult.store(true, Ordering::Relaxed);
         let outcome = ult.resume_then(|header| {
@@ -551,7 +608,11 @@ impl WorkerCtx {
                 }
             }
             Resumed::Parked => bump(&slot.counters.parks),
-            Resumed::Finished => {}
+            Resumed::Finished => {
+                if pinned {
+                    bump(&slot.counters.pinned_finishes);
+                }
+            }
         }
     }
 

@@ -652,6 +652,13 @@ impl Header {
         self.home.store(home, Ordering::Relaxed);
     }
 
+    /// Whether the spawner allowed the ULT to move between kernel threads after it started
+    /// (the `unsafe` [`crate::Builder::migratable`]).
+    #[inline]
+    pub fn is_migratable(&self) -> bool {
+        self.migratable
+    }
+
     /// Whether the ULT has ever run (then, unless migratable, it must stay on its home).
     #[inline]
     pub fn started(&self) -> bool {

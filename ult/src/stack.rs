@@ -526,7 +526,9 @@ mod tests {
             let mut vec = vec![0u8; s.mapped_len() / page];
             // SAFETY: mincore reads the page table for a range we own into a buffer of the
             // right length (one byte per page).
-            let rc = unsafe { libc::mincore(s.low as *mut libc::c_void, s.mapped_len(), vec.as_mut_ptr()) };
+            let rc = unsafe {
+                libc::mincore(s.low as *mut libc::c_void, s.mapped_len(), vec.as_mut_ptr())
+            };
             assert_eq!(rc, 0);
             vec.iter().filter(|&&b| b & 1 == 1).count()
         };

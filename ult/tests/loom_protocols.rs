@@ -109,7 +109,11 @@ fn joiner_is_woken_or_sees_completion_and_the_cell_is_freed_once() {
         }
         completer.join().unwrap();
         let w = woken.load(Ordering::SeqCst);
-        assert_eq!(w, usize::from(must_wait), "woken exactly when it had to wait");
+        assert_eq!(
+            w,
+            usize::from(must_wait),
+            "woken exactly when it had to wait"
+        );
         assert_eq!(frees.load(Ordering::SeqCst), 1, "freed exactly once");
     });
 }
