@@ -207,3 +207,30 @@ fn a_smoke_run_through_the_lab_binary_measures_every_row() {
     }
     assert!(out.targets.iter().all(|t| t.verdict != Verdict::Unknown));
 }
+
+#[test]
+fn each_repetition_changes_the_servers_order_and_who_runs_before_whom() {
+    // Two counts, three servers each, in table order.
+    let conns = [100, 100, 100, 10_000, 10_000, 10_000];
+    assert_eq!(echo::rep_order(&conns, 0), vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(echo::rep_order(&conns, 1), vec![0, 2, 1, 3, 5, 4]);
+    assert_eq!(echo::rep_order(&conns, 2), vec![2, 0, 1, 5, 3, 4]);
+    // Within a count, no server has the same predecessor in all of three repetitions.
+    for server in 0..3 {
+        let predecessors: std::collections::HashSet<Option<usize>> = (0..3)
+            .map(|rep| {
+                let o = echo::rep_order(&conns, rep);
+                let at = o[..3].iter().position(|&i| i == server).unwrap();
+                at.checked_sub(1).map(|p| o[p])
+            })
+            .collect();
+        assert!(predecessors.len() > 1, "server {server}: {predecessors:?}");
+    }
+    // Every repetition runs every row once.
+    for rep in 0..6 {
+        let mut o = echo::rep_order(&conns, rep);
+        o.sort();
+        assert_eq!(o, vec![0, 1, 2, 3, 4, 5]);
+    }
+    assert!(echo::rep_order(&[], 4).is_empty());
+}

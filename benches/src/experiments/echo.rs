@@ -15,7 +15,11 @@
 //! 4. kill both (a [`PeerProcess`] kills and reaps its child when dropped, on every path).
 //!
 //! Repetitions are interleaved (for rep: for connections: for server), each row's figure is
-//! the median over repetitions with min and max. Rows that cannot run say why: `Missing`
+//! the median over repetitions with min and max. The servers' order changes each repetition
+//! ([`rep_order`]), so no server always runs right after the same one: a run
+//! inherits whatever the previous one left behind (the one-to-one server's 10,000 kernel
+//! threads are torn down by the kernel after it is reaped), and with a fixed order that cost
+//! fell on the many-to-many rows every time. Rows that cannot run say why: `Missing`
 //! outside the lab binary (tests), `NotApplicable` when the open-files hard limit, the
 //! ephemeral port range, the thread limit or `vm.max_map_count` is too small for the count,
 //! `Failed` when no repetition completed. A run that could not open all its connections
@@ -301,6 +305,31 @@ pub struct TargetRow {
     pub reps_meeting: String,
     /// Why no verdict, or a caveat (errors in a row).
     pub note: Option<String>,
+}
+
+/// The order in which repetition `rep` runs the rows, given each row's connection count in
+/// table order (grouped by count): count by count as in the table, and within a count the
+/// servers rotated left by `rep`, reversed on odd repetitions (a rotation alone keeps every
+/// server's predecessor; the reversal changes it).
+pub fn rep_order(conns: &[usize], rep: usize) -> Vec<usize> {
+    let mut order = Vec::with_capacity(conns.len());
+    let mut start = 0;
+    while start < conns.len() {
+        let end = start
+            + conns[start..]
+                .iter()
+                .take_while(|&&c| c == conns[start])
+                .count();
+        let len = end - start;
+        let group = (0..len).map(|k| start + (k + rep) % len);
+        if rep % 2 == 1 {
+            order.extend(group.rev());
+        } else {
+            order.extend(group);
+        }
+        start = end;
+    }
+    order
 }
 
 /// Judges the target at `conns` from the rows: PASS when lwp-mn's median requests/s is at
@@ -629,7 +658,9 @@ pub fn run_with(
     let pb = bar(runnable * p.reps as u64);
     if let Some(exe) = exe {
         for rep in 0..p.reps {
-            for row in rows.iter_mut() {
+            let conns: Vec<usize> = rows.iter().map(|r| r.conns).collect();
+            for i in rep_order(&conns, rep) {
+                let row = &mut rows[i];
                 if !row.measured() {
                     continue;
                 }
