@@ -1082,7 +1082,9 @@ fn section(
                 .into(),
             format!(
                 "{} repetitions, interleaved (for each repetition: for each connection count: \
-                 each server in turn); tables show the median over repetitions with min and max.",
+                 each server in turn, in an order that changes every repetition so that no \
+                 server always follows the same one); tables show the median over repetitions \
+                 with min and max.",
                 p.reps
             ),
         ],
