@@ -15,8 +15,9 @@
 //! queues it again, through [`Schedule::wake`], so no wake-up is lost or doubled.
 //!
 //! # Migration and thread-locals
-//! A ULT that has never run has no frames, so any kernel thread may start it (this is where
-//! stealing happens). Once started, Rust code in it may hold addresses of the thread-locals of
+//! A ULT that has never run has no frames of its own (its worker coroutine, see `workers`,
+//! holds only the worker loop's frame, which keeps no thread-local address across a switch),
+//! so any kernel thread may start it (this is where stealing happens). Once started, Rust code in it may hold addresses of the thread-locals of
 //! the kernel thread it runs on across a switch, so it must be resumed on that same thread
 //! unless its spawner promised otherwise through the `unsafe` [`crate::Builder::migratable`].
 //! [`Header::may_migrate`] tells a scheduler which case applies. This module reads its own
@@ -36,7 +37,7 @@ use std::time::Instant;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use crate::local::LocalMap;
-use crate::stack::{self, UltStack};
+use crate::stack::{self, StackRef, UltStack};
 use crate::state::{Completion, Life, RunState};
 use crate::Unparker;
 
@@ -47,6 +48,9 @@ pub enum Switch {
     Yield,
     /// `park`: not runnable until unparked.
     Park,
+    /// The ULT returned or panicked (its result is stored); its worker coroutine waits for
+    /// the next ULT.
+    Finished,
 }
 
 /// What a scheduler must do with a ULT after [`RawUlt::resume`] returned.
@@ -94,7 +98,11 @@ impl std::fmt::Display for UltId {
     }
 }
 
-type Co = Coroutine<(), Switch, (), UltStack>;
+/// A worker coroutine: it runs one ULT after another (see [`workers`]). Resumed with the
+/// address of the header of the ULT to start, or 0 to continue the one it runs (or, when
+/// idle, to exit).
+type Co = Coroutine<usize, Switch, (), StackRef>;
+type UltYielder = Yielder<usize, Switch>;
 
 /// The type-independent part of a ULT. Shared by its scheduler, its join handle and its
 /// unparkers, through counted thin pointers ([`RawUlt`], and the join handle's typed
@@ -103,17 +111,20 @@ pub struct Header {
     /// Strong references ([`RawUlt`]s and the `CellRef`; the last one frees the cell) and the
     /// join handshake.
     life: Life,
-    /// Frees the `UltCell<T>` this header starts (the one type-specific operation).
+    /// Frees the cell this header starts (type-specific, like `run`).
     drop_cell: unsafe fn(NonNull<Header>),
+    /// Runs the ULT's closure and stores its result (called once, on its worker).
+    run: unsafe fn(NonNull<Header>),
     id: UltId,
     name: Option<Arc<str>>,
     state: RunState,
     sched: Arc<dyn Schedule>,
-    /// Owned by whoever is running or resuming the ULT (the state machine gives that owner
-    /// exclusive access: only the scheduler that popped it from a run queue touches it).
-    co: UnsafeCell<Option<Co>>,
-    /// Set by the coroutine when it starts; only read from inside the coroutine.
-    yielder: Cell<*const Yielder<(), Switch>>,
+    /// The worker coroutine that runs the ULT, from spawn until it finishes. Owned by whoever
+    /// is running or resuming the ULT (the state machine gives that owner exclusive access:
+    /// only the scheduler that popped it from a run queue touches it).
+    worker: UnsafeCell<Option<Worker>>,
+    /// Set by the worker when the ULT starts; only read from inside the ULT.
+    yielder: Cell<*const UltYielder>,
     /// ULT-local storage; only touched from inside the ULT (or by the scheduler after it
     /// finished).
     pub(crate) locals: UnsafeCell<LocalMap>,
@@ -148,6 +159,14 @@ pub(crate) struct UltCell<T> {
     /// Written once by the coroutine before it finishes; read by the joiner after it saw
     /// JOIN_COMPLETE (acquire).
     result: UnsafeCell<Option<std::thread::Result<T>>>,
+}
+
+/// The whole cell of a ULT running `F`: the typed part the join handle sees, then the closure
+/// (moved out when the ULT starts).
+#[repr(C)]
+struct UltCellF<T, F> {
+    base: UltCell<T>,
+    f: UnsafeCell<std::mem::ManuallyDrop<F>>,
 }
 
 // SAFETY: the result slot is written once by the ULT before JOIN_COMPLETE (release) and read
@@ -193,18 +212,274 @@ unsafe fn free_cell(header: NonNull<Header>) {
     unsafe { (header.as_ref().drop_cell)(header) }
 }
 
-/// Drops and frees an `UltCell<T>` made by [`create`].
+/// Drops and frees a cell made by [`create`] (its closure too, if the ULT never started).
 ///
 /// # Safety
-/// `header` must be the header of an `UltCell<T>` made by `create`, with no reference left.
-unsafe fn drop_cell<T>(header: NonNull<Header>) {
-    let cell = header.cast::<UltCell<T>>();
+/// `header` must be the header of an `UltCellF<T, F>` made by `create`, with no reference
+/// left.
+unsafe fn drop_cell<T, F>(header: NonNull<Header>) {
+    let cell = header.cast::<UltCellF<T, F>>();
     // SAFETY: the cell is initialised and nobody refers to it any more; its first field is
-    // the header (`repr(C)`); it came from `cells::alloc` with this layout.
+    // the header (`repr(C)`); it came from `cells::alloc` with this layout. The closure is
+    // still in the cell exactly when the ULT never started (`run_cell` moves it out first).
     unsafe {
+        if !(*cell.as_ptr()).base.header.started() {
+            std::mem::ManuallyDrop::drop(&mut *(*cell.as_ptr()).f.get());
+        }
         ptr::drop_in_place(cell.as_ptr());
-        cells::free(cell.cast(), Layout::new::<UltCell<T>>());
+        cells::free(cell.cast(), Layout::new::<UltCellF<T, F>>());
     }
+}
+
+/// Runs the ULT of a cell made by [`create`] on the calling worker: takes the closure out,
+/// runs it, stores the result and destroys the ULT-locals.
+///
+/// # Safety
+/// `header` must be the header of an `UltCellF<T, F>` whose ULT is starting now, on its
+/// worker (the header's `yielder` already set); called once per cell.
+unsafe fn run_cell<T, F>(header: NonNull<Header>)
+where
+    F: FnOnce() -> T,
+{
+    // SAFETY: the caller's contract: a live cell of this type, starting now.
+    let cell = unsafe { &*header.cast::<UltCellF<T, F>>().as_ptr() };
+    // SAFETY: started now, so nobody else reads the closure again (`drop_cell` skips it).
+    let f = unsafe { std::mem::ManuallyDrop::take(&mut *cell.f.get()) };
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    let header = &cell.base.header;
+    match result {
+        Err(payload) if header.cancelling.get() => {
+            // A forced unwind from corosensei: let it finish unwinding the worker's stack.
+            panic::resume_unwind(payload)
+        }
+        // SAFETY: only this ULT writes the slot, before JOIN_COMPLETE is published.
+        result => unsafe { *cell.base.result.get() = Some(result) },
+    }
+    // ULT-locals are destroyed inside the ULT, as thread-locals are inside their thread.
+    // SAFETY: only the running ULT touches its locals.
+    if unsafe { !(*header.locals.get()).is_empty() } {
+        // SAFETY: as above.
+        let locals = unsafe { std::mem::take(&mut *header.locals.get()) };
+        let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(locals)));
+    }
+}
+
+/// The worker coroutines: a ULT runs on a coroutine that outlives it and then runs the next
+/// ULT, so a spawn+join neither builds a coroutine on a fresh stack nor tears one down
+/// (corosensei's set-up and return paths and the stack pool's take and give-back were about
+/// a third of a pooled spawn+join's instructions).
+///
+/// A worker loops: it starts the ULT whose header address it was resumed with, runs it to
+/// the end ([`run_cell`]), then suspends with [`Switch::Finished`] and waits for the next
+/// one. Between ULTs its stack holds only this loop's frame, which keeps no thread-local
+/// address across the suspend, so an idle worker may move to another kernel thread with
+/// the never-started ULT it was given (stealing), as a fresh coroutine may. Each kernel
+/// thread keeps up to [`MAX_IDLE`] idle workers; past that, or at thread exit, a worker is
+/// resumed with 0, returns, and its stack goes back to the stack pool (which balances stacks
+/// between threads). A worker whose ULT went deep is trimmed like a pooled stack.
+pub(crate) mod workers {
+    use super::{Co, Switch, UltStack, UltYielder};
+    use corosensei::CoroutineResult;
+    use std::cell::RefCell;
+    use std::io;
+    use std::mem::ManuallyDrop;
+
+    /// Idle workers a kernel thread keeps.
+    pub(crate) const MAX_IDLE: usize = 64;
+
+    /// A worker coroutine and the stack it runs on. Boxed: a worker changes hands twice per
+    /// ULT (idle list, header, idle list), and one pointer moves cheaper than the dozen words
+    /// of a coroutine and a stack.
+    pub(crate) struct Worker(Box<Inner>);
+
+    struct Inner {
+        /// Dropped before `stack` (see [`super::StackRef`]).
+        co: ManuallyDrop<Co>,
+        stack: ManuallyDrop<UltStack>,
+        /// Suspended in its loop between ULTs (or never resumed): resuming it with 0 ends it.
+        idle: bool,
+    }
+
+    thread_local! {
+        static IDLE: RefCell<Vec<Worker>> = const { RefCell::new(Vec::new()) };
+    }
+
+    impl Worker {
+        fn new(stack: UltStack) -> Worker {
+            let co = Co::with_stack(stack.view(), |yielder: &UltYielder, first: usize| {
+                let mut job = first;
+                while job != 0 {
+                    // SAFETY: a worker is resumed with a non-zero value only by `RawUlt::
+                    // resume_then`, with the header of the live ULT it starts now; the cell
+                    // lives until the ULT's last reference, which the resumer holds.
+                    unsafe { super::start_on_worker(job, yielder) };
+                    job = yielder.suspend(Switch::Finished);
+                }
+            });
+            Worker(Box::new(Inner {
+                co: ManuallyDrop::new(co),
+                stack: ManuallyDrop::new(stack),
+                idle: true,
+            }))
+        }
+
+        /// Usable stack bytes.
+        #[inline]
+        pub(crate) fn stack_size(&self) -> usize {
+            self.0.stack.usable_size()
+        }
+
+        /// The guard page as `[low, high)`.
+        #[inline]
+        pub(crate) fn guard_range(&self) -> (usize, usize) {
+            self.0.stack.guard_range()
+        }
+
+        /// Resumes the coroutine (a ULT's start, with its header's address, or its
+        /// continuation, with 0).
+        #[inline]
+        pub(crate) fn resume(&mut self, input: usize) -> CoroutineResult<Switch, ()> {
+            self.0.idle = false;
+            self.0.co.resume(input)
+        }
+
+        /// Marks the worker idle again after it suspended with [`Switch::Finished`].
+        #[inline]
+        pub(crate) fn finished(&mut self) {
+            self.0.idle = true;
+        }
+
+        /// Ends a worker whose ULT is suspended mid-run by unwinding that ULT's frames
+        /// (destructors run), then releases the stack. Only for a ULT that will never run
+        /// again, on its home thread.
+        pub(crate) fn unwind(mut self) {
+            debug_assert!(!self.0.idle);
+            // SAFETY: `co` is dropped exactly once, here, before the stack it runs on.
+            // Dropping a suspended coroutine force-unwinds it.
+            unsafe { ManuallyDrop::drop(&mut self.0.co) };
+            // SAFETY: taken once; the coroutine is gone.
+            super::stack::give_back(unsafe { ManuallyDrop::take(&mut self.0.stack) });
+            // The box is freed here; `Inner::drop` leaves a non-idle worker's fields alone.
+        }
+
+        /// Gives up a worker whose ULT is suspended mid-run without touching its frames
+        /// (they may hold another thread's addresses): the coroutine and its stack leak.
+        pub(crate) fn leak(self) {
+            std::mem::forget(self);
+        }
+    }
+
+    impl Drop for Inner {
+        fn drop(&mut self) {
+            if !self.idle {
+                // Mid-run: never resume, unwind or unmap frames that may still be used.
+                return;
+            }
+            if self.co.started() && !self.co.done() {
+                // Idle in its loop: 0 ends it (it returns, holding nothing).
+                let _ = self.co.resume(0);
+            }
+            // SAFETY: each field is dropped once, the coroutine (finished or never started,
+            // so no unwinding) before the stack it ran on.
+            unsafe {
+                ManuallyDrop::drop(&mut self.co);
+                super::stack::give_back(ManuallyDrop::take(&mut self.stack));
+            }
+        }
+    }
+
+    /// An idle worker with `size` usable stack bytes: this thread's most recent one if it
+    /// fits, else one on a stack from the stack pool.
+    #[inline]
+    pub(crate) fn take(size: usize) -> io::Result<Worker> {
+        let cached = IDLE
+            .try_with(|idle| {
+                let mut idle = idle.borrow_mut();
+                let fits = idle.last().is_some_and(|w| {
+                    let usable = w.stack_size();
+                    usable >= size.max(super::stack::MIN_STACK_SIZE)
+                        && usable - size < super::stack::page_size()
+                });
+                if fits {
+                    return idle.pop();
+                }
+                // Several stack sizes in use: any idle worker of this size.
+                let page = super::stack::page_size();
+                let usable = size.max(super::stack::MIN_STACK_SIZE).div_ceil(page) * page;
+                let at = idle.iter().rposition(|w| w.stack_size() == usable)?;
+                Some(idle.swap_remove(at))
+            })
+            .ok()
+            .flatten();
+        match cached {
+            Some(w) => Ok(w),
+            None => Ok(Worker::new(super::stack::take(size)?)),
+        }
+    }
+
+    /// Keeps an idle worker for this thread's next spawn (or ends it if enough are kept).
+    #[inline]
+    pub(crate) fn give_back(mut worker: Worker) {
+        debug_assert!(worker.0.idle);
+        // Its loop is suspended near the top of the stack: a deep ULT's pages can go.
+        worker.0.stack.note_reuse();
+        let _ = IDLE.try_with(|idle| {
+            let mut idle = idle.borrow_mut();
+            if idle.len() < MAX_IDLE {
+                idle.push(worker);
+            }
+            // else: dropped here, its stack back to the stack pool.
+        });
+    }
+
+    /// Ends this thread's idle workers (their stacks go back to the stack pool).
+    pub(crate) fn clear() {
+        let drained: Vec<Worker> = IDLE
+            .try_with(|idle| std::mem::take(&mut *idle.borrow_mut()))
+            .unwrap_or_default();
+        drop(drained);
+    }
+
+    /// This thread's idle workers: how many, and their stacks' address space (guard pages
+    /// included).
+    pub(crate) fn idle_stacks() -> (usize, usize) {
+        IDLE.try_with(|idle| {
+            let idle = idle.borrow();
+            let bytes = idle.iter().map(|w| w.0.stack.mapped_len()).sum();
+            (idle.len(), bytes)
+        })
+        .unwrap_or((0, 0))
+    }
+
+    /// Releases the committed pages below the warm top of every idle worker's stack.
+    pub(crate) fn trim_idle() {
+        let _ = IDLE.try_with(|idle| {
+            for w in idle.borrow_mut().iter_mut() {
+                w.0.stack.trim();
+            }
+        });
+    }
+}
+
+use workers::Worker;
+
+/// What a worker does when it is resumed with a new ULT: publish the yielder (the ULT has
+/// started from now on) and run the closure.
+///
+/// Never inlined: the worker's loop calls it after every suspend, possibly on another kernel
+/// thread than before (an idle worker moves with a stolen ULT), so the thread-local it
+/// writes must be looked up afresh, not through an address the loop computed earlier.
+///
+/// # Safety
+/// `job` is the address of the header of a live ULT that starts now on this worker.
+#[inline(never)]
+unsafe fn start_on_worker(job: usize, yielder: &UltYielder) {
+    // SAFETY: the caller's contract.
+    let header = unsafe { &*(job as *const Header) };
+    header.yielder.set(yielder as *const _);
+    CURRENT_YIELDER.with(|c| c.set(yielder as *const _));
+    // SAFETY: `run` matches the cell's type, and the ULT starts now, once.
+    unsafe { (header.run)(NonNull::from(header)) };
 }
 
 /// A per-thread cache of freed ULT cells, so a spawn does not pay for `malloc` and `free`
@@ -403,7 +678,7 @@ thread_local! {
     static CURRENT: Cell<*const RawUlt> = const { Cell::new(ptr::null()) };
     /// The running ULT's yielder (null before its first run): the switch path reads it
     /// without walking the header.
-    static CURRENT_YIELDER: Cell<*const Yielder<(), Switch>> = const { Cell::new(ptr::null()) };
+    static CURRENT_YIELDER: Cell<*const UltYielder> = const { Cell::new(ptr::null()) };
     /// Non-null while the running ULT may run other ULTs on its own stack when it yields,
     /// parks or joins (see [`Nest`]); null while a nested ULT runs, and on threads of other
     /// schedulers.
@@ -549,70 +824,41 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    // corosensei moves the closure onto the new stack and refuses values above 1 KiB: box
-    // large closures (a non-generic boxed type, so this does not recurse further).
-    if std::mem::size_of::<F>() > 512 {
-        let boxed: Box<dyn FnOnce() -> T + Send + 'static> = Box::new(f);
-        return create(spec, sched, boxed);
-    }
     crate::overflow::install_handler();
-    let stack = stack::take(spec.stack_size)?;
-    // Allocate first, so the coroutine's closure can know the cell's address; then write
-    // the whole cell once, coroutine included (no second move of the large header).
-    let cell: NonNull<UltCell<T>> = cells::alloc(Layout::new::<UltCell<T>>()).cast();
-    let cell_ptr = cell.as_ptr() as usize;
-    let guard = stack.guard_range();
-    let stack_size = stack.usable_size();
-    let co = Co::with_stack(stack, move |yielder: &Yielder<(), Switch>, ()| {
-        // SAFETY: the cell owns this coroutine, so it is alive while the coroutine runs.
-        let cell = unsafe { &*(cell_ptr as *const UltCell<T>) };
-        cell.header.yielder.set(yielder as *const _);
-        CURRENT_YIELDER.with(|c| c.set(yielder as *const _));
-        let result = panic::catch_unwind(AssertUnwindSafe(f));
-        if let Err(payload) = result {
-            if cell.header.cancelling.get() {
-                // A forced unwind from corosensei: let it finish unwinding our stack.
-                panic::resume_unwind(payload);
-            }
-            // SAFETY: only this coroutine writes the slot, before JOIN_COMPLETE is published.
-            unsafe { *cell.result.get() = Some(Err(payload)) };
-        } else if let Ok(value) = result {
-            // SAFETY: as above.
-            unsafe { *cell.result.get() = Some(Ok(value)) };
-        }
-        // ULT-locals are destroyed inside the ULT, as thread-locals are inside their thread.
-        // SAFETY: only the running ULT touches its locals.
-        if unsafe { !(*cell.header.locals.get()).is_empty() } {
-            // SAFETY: as above.
-            let locals = unsafe { std::mem::take(&mut *cell.header.locals.get()) };
-            let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(locals)));
-        }
-    });
-    // SAFETY: `cell` is a fresh allocation with the layout of `UltCell<T>`.
+    let worker = workers::take(spec.stack_size)?;
+    let guard = worker.guard_range();
+    let stack_size = worker.stack_size();
+    let cell: NonNull<UltCellF<T, F>> = cells::alloc(Layout::new::<UltCellF<T, F>>()).cast();
+    // SAFETY: `cell` is a fresh allocation with the layout of `UltCellF<T, F>`.
     unsafe {
-        cell.as_ptr().write(UltCell {
-            header: Header {
-                // One for the scheduler's `RawUlt`, one for the join handle's `CellRef`.
-                life: Life::new(2),
-                drop_cell: drop_cell::<T>,
-                id: next_id(),
-                name: spec.name.map(Arc::from),
-                state: RunState::new(),
-                sched,
-                co: UnsafeCell::new(Some(co)),
-                yielder: Cell::new(ptr::null()),
-                locals: UnsafeCell::new(LocalMap::new()),
-                guard,
-                stack_size,
-                cancelling: Cell::new(false),
-                migratable: spec.migratable,
-                home: AtomicUsize::new(usize::MAX),
-                join_waiter: UnsafeCell::new(None),
-                parked_self: UnsafeCell::new(None),
+        cell.as_ptr().write(UltCellF {
+            base: UltCell {
+                header: Header {
+                    // One for the scheduler's `RawUlt`, one for the join handle's `CellRef`.
+                    life: Life::new(2),
+                    drop_cell: drop_cell::<T, F>,
+                    run: run_cell::<T, F>,
+                    id: next_id(),
+                    name: spec.name.map(Arc::from),
+                    state: RunState::new(),
+                    sched,
+                    worker: UnsafeCell::new(Some(worker)),
+                    yielder: Cell::new(ptr::null()),
+                    locals: UnsafeCell::new(LocalMap::new()),
+                    guard,
+                    stack_size,
+                    cancelling: Cell::new(false),
+                    migratable: spec.migratable,
+                    home: AtomicUsize::new(usize::MAX),
+                    join_waiter: UnsafeCell::new(None),
+                    parked_self: UnsafeCell::new(None),
+                },
+                result: UnsafeCell::new(None),
             },
-            result: UnsafeCell::new(None),
+            f: UnsafeCell::new(std::mem::ManuallyDrop::new(f)),
         })
     };
+    let cell: NonNull<UltCell<T>> = cell.cast();
     Ok((RawUlt(cell.cast()), CellRef(cell)))
 }
 
@@ -748,16 +994,25 @@ impl RawUlt {
         // A nested resume (see `Nest`) must give the parent ULT its yielder back afterwards.
         let prev_yielder = CURRENT_YIELDER.with(|c| c.replace(header.yielder.get()));
         // SAFETY: the run-state protocol gives the caller exclusive ownership of the
-        // coroutine: it popped the ULT from a run queue, and a ULT is in at most one queue.
-        let co = unsafe { (*header.co.get()).as_mut() }.expect("resumed a finished ULT");
-        let outcome = co.resume(());
+        // worker: it popped the ULT from a run queue, and a ULT is in at most one queue.
+        let worker = unsafe { (*header.worker.get()).as_mut() }.expect("resumed a finished ULT");
+        // A ULT that has not started yet is handed to the worker by its header's address.
+        let input = if header.started() {
+            0
+        } else {
+            header as *const Header as usize
+        };
+        let outcome = worker.resume(input);
         CURRENT.with(|c| c.set(prev));
         CURRENT_YIELDER.with(|c| c.set(prev_yielder));
         after(header);
         match outcome {
             CoroutineResult::Yield(Switch::Yield) => Resumed::Runnable(self),
             CoroutineResult::Yield(Switch::Park) => self.after_park(),
-            CoroutineResult::Return(()) => self.after_return(),
+            // A worker returns only when resumed with 0 while idle, never from here.
+            CoroutineResult::Yield(Switch::Finished) | CoroutineResult::Return(()) => {
+                self.after_return()
+            }
         }
     }
 
@@ -765,10 +1020,11 @@ impl RawUlt {
     fn after_return(self) -> Resumed {
         let header: &Header = &self;
         header.state.finish();
-        // SAFETY: exclusive owner, as in `resume_then`; the coroutine has returned.
-        let co = unsafe { (*header.co.get()).take() };
-        if let Some(co) = co {
-            stack::give_back(co.into_stack());
+        // SAFETY: exclusive owner, as in `resume_then`; the ULT has finished.
+        let worker = unsafe { (*header.worker.get()).take() };
+        if let Some(mut worker) = worker {
+            worker.finished();
+            workers::give_back(worker);
         }
         // Completing gives up this handle's reference in the same atomic step.
         let this = std::mem::ManuallyDrop::new(self);
@@ -815,11 +1071,16 @@ impl RawUlt {
         let header: &Header = &self;
         let prev = CURRENT.with(|c| c.replace(&self as *const RawUlt));
         // SAFETY: exclusive owner, as in `resume`.
-        let co = unsafe { (*header.co.get()).take() };
-        if let Some(co) = co {
-            // Dropping a started coroutine force-unwinds it; an unstarted one is just freed.
-            let r = panic::catch_unwind(AssertUnwindSafe(move || drop(co)));
-            drop(r);
+        let worker = unsafe { (*header.worker.get()).take() };
+        if let Some(worker) = worker {
+            if header.started() {
+                // Unwinds the ULT's frames on its worker (destructors run).
+                let r = panic::catch_unwind(AssertUnwindSafe(move || worker.unwind()));
+                drop(r);
+            } else {
+                // Never ran: the idle worker serves the next ULT.
+                workers::give_back(worker);
+            }
         }
         // The forced unwind skips the coroutine's epilogue, where ULT-locals are normally
         // dropped: drop them here, still as this ULT (they may hold its own unparker, a
@@ -857,14 +1118,15 @@ impl RawUlt {
 
 impl Drop for Header {
     fn drop(&mut self) {
-        if let Some(co) = self.co.get_mut().take() {
-            if co.started() && !co.done() {
+        if let Some(worker) = self.worker.get_mut().take() {
+            if self.started() {
                 // Dropped while suspended and not through `cancel`: we may be on a foreign
                 // kernel thread, where unwinding its frames could touch the wrong thread's
-                // locals. Leak the stack instead (documented in the crate root).
-                std::mem::forget(co);
-            } else if !co.started() {
-                stack::give_back(co.into_stack());
+                // locals. Leak the worker instead (documented in the crate root).
+                worker.leak();
+            } else {
+                // Never ran: the worker is idle and serves this thread's next ULT.
+                workers::give_back(worker);
             }
         }
     }
@@ -900,7 +1162,7 @@ pub fn prepare_thread() {
 /// across a switch (a migratable ULT may come back on another thread). Returns the thread's
 /// [`Nest`] offer too, read in the same call, since `yield_now` needs both.
 #[inline(never)]
-fn switch_context() -> (*const Yielder<(), Switch>, *const Nest) {
+fn switch_context() -> (*const UltYielder, *const Nest) {
     (CURRENT_YIELDER.with(|c| c.get()), NEST.with(|n| n.get()))
 }
 

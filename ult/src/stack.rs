@@ -144,9 +144,29 @@ impl UltStack {
         (self.low, self.limit)
     }
 
+    /// Counts one more use and trims the stack if its last user went deep (or every
+    /// [`TRIM_EVERY`] uses). Call only while nothing runs below the warm top (a ULT's stack
+    /// back in a pool; a worker coroutine suspended between ULTs).
+    #[inline]
+    pub(crate) fn note_reuse(&mut self) {
+        self.uses_since_trim += 1;
+        if self.uses_since_trim >= TRIM_EVERY || self.went_deep() {
+            self.trim();
+        }
+    }
+
+    /// A non-owning view of the stack for corosensei (see [`StackRef`]).
+    #[inline]
+    pub(crate) fn view(&self) -> StackRef {
+        StackRef {
+            limit: self.limit,
+            top: self.top,
+        }
+    }
+
     /// Bytes of address space, guard page included.
     #[inline]
-    fn mapped_len(&self) -> usize {
+    pub(crate) fn mapped_len(&self) -> usize {
         self.top - self.low
     }
 
@@ -167,7 +187,7 @@ impl UltStack {
     }
 
     /// Releases the committed pages below the warm top back to the kernel.
-    fn trim(&mut self) {
+    pub(crate) fn trim(&mut self) {
         let keep_from = self.top - WARM_BYTES.min(self.usable_size());
         let start = self.limit;
         if keep_from > start {
@@ -215,6 +235,30 @@ fn cached_max_map_count() -> Option<usize> {
 // SAFETY: the mapping has a guard page at its low end and at least MIN_STACK_SIZE (> 4096)
 // usable bytes; base and limit are page-aligned, hence 16-byte aligned.
 unsafe impl corosensei::stack::Stack for UltStack {
+    #[inline]
+    fn base(&self) -> corosensei::stack::StackPointer {
+        corosensei::stack::StackPointer::new(self.top).expect("mapping is not at 0")
+    }
+
+    #[inline]
+    fn limit(&self) -> corosensei::stack::StackPointer {
+        corosensei::stack::StackPointer::new(self.limit).expect("mapping is not at 0")
+    }
+}
+
+/// The addresses of an [`UltStack`] that a worker coroutine runs on, without owning it: the
+/// worker keeps the `UltStack` beside its coroutine and drops the coroutine first, so the
+/// mapping outlives every use of this view.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StackRef {
+    limit: usize,
+    top: usize,
+}
+
+// SAFETY: made only by `UltStack::view` from a live stack (guard page below `limit`, at least
+// MIN_STACK_SIZE usable, page-aligned ends); its owner keeps the mapping alive for as long as
+// the coroutine that uses this view exists (see the type's comment).
+unsafe impl corosensei::stack::Stack for StackRef {
     #[inline]
     fn base(&self) -> corosensei::stack::StackPointer {
         corosensei::stack::StackPointer::new(self.top).expect("mapping is not at 0")
@@ -375,10 +419,7 @@ fn pop_matching(pool: &mut Pool, usable: usize) -> Option<UltStack> {
 /// local one is full (and unmapping what the global pool cannot hold).
 #[inline]
 pub(crate) fn give_back(mut stack: UltStack) {
-    stack.uses_since_trim += 1;
-    if stack.uses_since_trim >= TRIM_EVERY || stack.went_deep() {
-        stack.trim();
-    }
+    stack.note_reuse();
     let _ = POOL.try_with(|pool| {
         let mut pool = pool.borrow_mut();
         pool.bytes += stack.mapped_len();
@@ -413,7 +454,8 @@ fn spill_half() {
 /// Statistics of the calling thread's stack pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
-    /// Stacks waiting in the pool.
+    /// Stacks waiting in the pool, including those of idle worker coroutines (a finished
+    /// ULT's coroutine stays ready, on its stack, for the thread's next spawn).
     pub stacks: usize,
     /// Address space they hold, guard pages included.
     pub bytes: usize,
@@ -421,11 +463,12 @@ pub struct PoolStats {
 
 /// Reports the calling thread's stack pool.
 pub fn pool_stats() -> PoolStats {
+    let (idle, idle_bytes) = crate::raw::workers::idle_stacks();
     POOL.with(|pool| {
         let pool = pool.borrow();
         PoolStats {
-            stacks: pool.stacks.len(),
-            bytes: pool.bytes,
+            stacks: pool.stacks.len() + idle,
+            bytes: pool.bytes + idle_bytes,
         }
     })
 }
@@ -433,11 +476,14 @@ pub fn pool_stats() -> PoolStats {
 /// Releases the committed pages of every pooled stack on the calling thread, keeping the
 /// mappings for reuse. Useful after a burst of deep recursion.
 pub fn trim_pool() {
+    crate::raw::workers::trim_idle();
     POOL.with(|pool| pool.borrow_mut().stacks.iter_mut().for_each(UltStack::trim));
 }
 
-/// Unmaps every pooled stack on the calling thread and in the global pool.
+/// Unmaps every pooled stack on the calling thread (idle worker coroutines included) and in
+/// the global pool.
 pub fn clear_pool() {
+    crate::raw::workers::clear();
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         pool.stacks.clear();
