@@ -99,8 +99,8 @@ impl std::fmt::Display for UltId {
 }
 
 /// A worker coroutine: it runs one ULT after another (see [`workers`]). Resumed with the
-/// address of the header of the ULT to start, or 0 to continue the one it runs (or, when
-/// idle, to exit).
+/// address of the header of the ULT it runs (which an idle worker starts, and a started ULT's
+/// suspend ignores), or with 0 while idle, to make it exit.
 type Co = Coroutine<usize, Switch, (), StackRef>;
 type UltYielder = Yielder<usize, Switch>;
 
@@ -335,8 +335,7 @@ pub(crate) mod workers {
             self.0.stack.guard_range()
         }
 
-        /// Resumes the coroutine (a ULT's start, with its header's address, or its
-        /// continuation, with 0).
+        /// Resumes the coroutine with the address of its ULT's header (see [`Co`]).
         #[inline]
         pub(crate) fn resume(&mut self, input: usize) -> CoroutineResult<Switch, ()> {
             self.0.idle = false;
@@ -996,13 +995,9 @@ impl RawUlt {
         // SAFETY: the run-state protocol gives the caller exclusive ownership of the
         // worker: it popped the ULT from a run queue, and a ULT is in at most one queue.
         let worker = unsafe { (*header.worker.get()).as_mut() }.expect("resumed a finished ULT");
-        // A ULT that has not started yet is handed to the worker by its header's address.
-        let input = if header.started() {
-            0
-        } else {
-            header as *const Header as usize
-        };
-        let outcome = worker.resume(input);
+        // The header's address starts a ULT on an idle worker (see `workers`); a started
+        // ULT's own suspends ignore it.
+        let outcome = worker.resume(header as *const Header as usize);
         CURRENT.with(|c| c.set(prev));
         CURRENT_YIELDER.with(|c| c.set(prev_yielder));
         after(header);
