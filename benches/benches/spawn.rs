@@ -1,9 +1,10 @@
 //! Spawn+join cost: guards the ULT creation path.
 //!
-//! - `ult/spawn_join_pooled`: spawn a ULT and join it from the root ULT, stacks reused from
-//!   the thread's pool (the normal case). Target (issue 2): at most 60 ns.
-//! - `ult/spawn_join_fresh`: the same with the pool emptied before each spawn, so every ULT
-//!   maps and faults in a new stack (why stacks are pooled).
+//! - `ult/spawn_join_pooled`: spawn a ULT and join it from the root ULT, the finished ULT's
+//!   worker coroutine and stack reused by the next (the normal case). Target (issue 2): at
+//!   most 60 ns.
+//! - `ult/spawn_join_fresh`: the same with the pool (idle workers included) emptied before
+//!   each spawn, so every ULT maps and faults in a new stack (why stacks are pooled).
 //! - `corosensei/create_run_fresh_stack`: a raw corosensei coroutine on a new default stack.
 
 use criterion::{criterion_group, criterion_main, Criterion};
