@@ -105,8 +105,8 @@ pub const LOCAL_WAKE_INTERVAL_NS: u64 = 100_000;
 /// Long enough that a burst (a hundred connections opened at once keep an LWP busy for a few
 /// milliseconds) is not taken for sustained load: the ULTs a thief steals then stay on its
 /// LWP for good. The 100-connection echo run ended up on one LWP in 2 of 6 runs at 1 ms and
-/// at 5 ms, 5 of 6 at 10 ms, 6 of 6 at 20 ms, and one LWP served it at 147-170k requests/s,
-/// p99 1.0-1.4 ms, against 90-137k and 4.6-5.8 ms when split (one series of runs). The
+/// at 5 ms, 5 of 6 at 10 ms, 6 of 6 at 20 ms; at 20 ms one LWP served it at 138-170k
+/// requests/s, p99 1.0-1.4 ms, against 90-137k and 4.6-5.8 ms in the runs that split. The
 /// price: ULTs that yield often but never run dry spread to an idle LWP after 20 ms; a ULT
 /// that keeps its LWP without switching is still spread by sysmon after its threshold.
 pub const SATURATED_NS: u64 = 20_000_000;
@@ -372,7 +372,6 @@ impl Shared {
         }
     }
 
-    /// Sum of all counters.
     /// Started, unfinished, non-migratable ULTs homed on each started LWP.
     pub(crate) fn resident_ults(&self) -> Vec<u64> {
         self.started_slots()
@@ -406,6 +405,7 @@ impl Shared {
         (mine > least + least / 16 + 16).then_some(index)
     }
 
+    /// Sum of all counters.
     pub(crate) fn metrics(&self) -> MetricsSnapshot {
         let mut m = MetricsSnapshot::default();
         for slot in self.started_slots() {

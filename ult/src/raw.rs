@@ -387,24 +387,15 @@ pub(crate) mod workers {
         }
     }
 
-    /// An idle worker with `size` usable stack bytes: this thread's most recent one if it
-    /// fits, else one on a stack from the stack pool.
+    /// An idle worker for a ULT that asked for `size` stack bytes: this thread's most recent
+    /// one of that (page-rounded) size, else a new one on a stack from the stack pool.
     #[inline]
     pub(crate) fn take(size: usize) -> io::Result<Worker> {
+        let usable = super::stack::usable_for(size);
         let cached = IDLE
             .try_with(|idle| {
                 let mut idle = idle.borrow_mut();
-                let fits = idle.last().is_some_and(|w| {
-                    let usable = w.stack_size();
-                    usable >= size.max(super::stack::MIN_STACK_SIZE)
-                        && usable - size < super::stack::page_size()
-                });
-                if fits {
-                    return idle.pop();
-                }
-                // Several stack sizes in use: any idle worker of this size.
-                let page = super::stack::page_size();
-                let usable = size.max(super::stack::MIN_STACK_SIZE).div_ceil(page) * page;
+                // Usually the most recent one; with several stack sizes in use, any.
                 let at = idle.iter().rposition(|w| w.stack_size() == usable)?;
                 Some(idle.swap_remove(at))
             })

@@ -80,7 +80,7 @@ impl UltStack {
     /// page. Fails with an error that names the limit that was hit.
     pub fn new(size: usize) -> io::Result<UltStack> {
         let page = page_size();
-        let usable = size.max(MIN_STACK_SIZE).div_ceil(page) * page;
+        let usable = usable_for(size);
         let len = usable + page;
         // Leave the process some mappings: a malloc or thread creation that needs one after
         // stacks took them all would abort the process instead of failing cleanly.
@@ -237,12 +237,12 @@ fn cached_max_map_count() -> Option<usize> {
 unsafe impl corosensei::stack::Stack for UltStack {
     #[inline]
     fn base(&self) -> corosensei::stack::StackPointer {
-        corosensei::stack::StackPointer::new(self.top).expect("mapping is not at 0")
+        self.view().base()
     }
 
     #[inline]
     fn limit(&self) -> corosensei::stack::StackPointer {
-        corosensei::stack::StackPointer::new(self.limit).expect("mapping is not at 0")
+        self.view().limit()
     }
 }
 
@@ -339,41 +339,20 @@ fn global() -> std::sync::MutexGuard<'static, Pool> {
     GLOBAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn usable_for(size: usize) -> usize {
+/// The usable size a request for `size` bytes gets: at least [`MIN_STACK_SIZE`], rounded up
+/// to whole pages (a power of two, so a mask instead of a division on the spawn path).
+#[inline]
+pub(crate) fn usable_for(size: usize) -> usize {
     let page = page_size();
-    size.max(MIN_STACK_SIZE).div_ceil(page) * page
+    debug_assert!(page.is_power_of_two());
+    size.max(MIN_STACK_SIZE).saturating_add(page - 1) & !(page - 1)
 }
 
 /// Takes a stack of exactly `size` usable bytes (page-rounded) from this thread's pool,
-/// refilling it from the global pool if needed, or maps a new one.
-#[inline]
+/// refilling it from the global pool if needed, or maps a new one. Called when a thread has
+/// no idle worker coroutine of that size (see `raw::workers`), so not once per spawn.
 pub(crate) fn take(size: usize) -> io::Result<UltStack> {
-    // Fast path: the most recently returned stack has the wanted size (a program that uses
-    // one stack size, or a spawn+join loop), so no search and no size rounding.
-    let last = POOL
-        .try_with(|pool| {
-            let mut pool = pool.borrow_mut();
-            let fits = pool.stacks.last().is_some_and(|s| {
-                let usable = s.usable_size();
-                usable >= size.max(MIN_STACK_SIZE) && usable - size < page_size()
-            });
-            if !fits {
-                return None;
-            }
-            let stack = pool.stacks.pop()?;
-            pool.bytes -= stack.mapped_len();
-            Some(stack)
-        })
-        .ok()
-        .flatten();
-    match last {
-        Some(stack) => Ok(stack),
-        None => take_slow(usable_for(size)),
-    }
-}
-
-#[cold]
-fn take_slow(usable: usize) -> io::Result<UltStack> {
+    let usable = usable_for(size);
     let pooled = POOL
         .try_with(|pool| {
             let mut pool = pool.borrow_mut();
