@@ -27,7 +27,6 @@
 //! left running at process exit.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
-use std::collections::VecDeque;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -46,35 +45,87 @@ struct Shared {
     thread: std::thread::Thread,
 }
 
-/// The FIFO run queue. Only the executor thread touches it (`Local` is `!Sync`), and no
-/// method hands out a reference or runs foreign code while it holds the deque, so the
-/// `UnsafeCell` needs no borrow flag: the flag's store-then-check chain was a measurable part
-/// of every switch.
+/// The FIFO run queue: a ring of one-word slots whose capacity is a power of two, so a push
+/// or a pop is an index mask, a store and a length update (`VecDeque`'s wrap-around test and
+/// growth check cost twice that, on every switch). Only the executor thread touches it
+/// (`Local` is `!Sync`), and no method hands out a reference or runs foreign code while it
+/// holds the ring, so the `UnsafeCell` needs no borrow flag: the flag's store-then-check chain
+/// was a measurable part of every switch.
 #[derive(Default)]
-struct RunQueue(UnsafeCell<VecDeque<RawUlt>>);
+struct RunQueue(UnsafeCell<Ring>);
+
+/// Slots `head, head + 1, ...` (mod capacity), `len` of them, hold the queued ULTs; the rest
+/// are `None`. `Option<RawUlt>` is one word (a null pointer is `None`).
+#[derive(Default)]
+struct Ring {
+    slots: Vec<Option<RawUlt>>,
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    #[inline]
+    fn push(&mut self, ult: RawUlt) {
+        if self.len == self.slots.len() {
+            self.grow();
+        }
+        let at = (self.head + self.len) & (self.slots.len() - 1);
+        // SAFETY: the capacity is a power of two (`grow`), so the masked index is in bounds.
+        let slot = unsafe { self.slots.get_unchecked_mut(at) };
+        // The slot is free (`None`): nothing to drop, so none is compiled in.
+        std::mem::forget(slot.replace(ult));
+        self.len += 1;
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<RawUlt> {
+        if self.len == 0 {
+            return None;
+        }
+        // SAFETY: `head` is always a masked index, so in bounds.
+        let ult = unsafe { self.slots.get_unchecked_mut(self.head) }.take();
+        self.head = (self.head + 1) & (self.slots.len() - 1);
+        self.len -= 1;
+        ult
+    }
+
+    /// Doubles the capacity (at least 16 slots), unwrapping the ring to start at slot 0.
+    #[cold]
+    fn grow(&mut self) {
+        let old = self.slots.len();
+        let mut slots: Vec<Option<RawUlt>> = Vec::new();
+        slots.resize_with((old * 2).max(16), || None);
+        for (i, slot) in slots.iter_mut().take(self.len).enumerate() {
+            *slot = self.slots[(self.head + i) & (old.max(1) - 1)].take();
+        }
+        self.slots = slots;
+        self.head = 0;
+    }
+}
 
 impl RunQueue {
     #[inline]
     fn push(&self, ult: RawUlt) {
         // SAFETY: single-threaded and not re-entrant (see the type's comment).
-        unsafe { (*self.0.get()).push_back(ult) }
+        unsafe { (*self.0.get()).push(ult) }
     }
 
     #[inline]
     fn pop(&self) -> Option<RawUlt> {
         // SAFETY: as in `push`.
-        unsafe { (*self.0.get()).pop_front() }
+        unsafe { (*self.0.get()).pop() }
     }
 
     #[inline]
     fn len(&self) -> usize {
         // SAFETY: as in `push`.
-        unsafe { (*self.0.get()).len() }
+        unsafe { (*self.0.get()).len }
     }
 
     fn extend(&self, batch: Vec<RawUlt>) {
-        // SAFETY: as in `push`; moving RawUlts runs no foreign code.
-        unsafe { (*self.0.get()).extend(batch) }
+        for ult in batch {
+            self.push(ult);
+        }
     }
 }
 
@@ -250,18 +301,25 @@ struct NestCtx<'a> {
 }
 
 impl NestCtx<'_> {
-    /// Moves remote wake-ups into the queue and, every [`TIMER_CHECK_INTERVAL`] calls, fires
-    /// due timers.
-    #[inline]
-    fn poll(&self) {
+    /// Moves remote wake-ups into the queue and fires due timers.
+    #[cold]
+    fn poll_now(&self) {
+        self.tick.set(TIMER_CHECK_INTERVAL);
         if self.shared.inbox_nonempty.load(Ordering::Relaxed) {
             drain_inbox(self.shared, self.local);
         }
-        // A countdown: one decrement and a test for zero, no division on the switch path.
+        fire_timers(self.local);
+    }
+
+    /// [`NestCtx::poll_now`] every [`TIMER_CHECK_INTERVAL`] calls: a countdown, one
+    /// decrement and a test for zero on the switch path. Remote wake-ups wait at most that
+    /// many switches while the queue is busy (the event loop drains the inbox at once when
+    /// the queue runs dry).
+    #[inline]
+    fn poll(&self) {
         let left = self.tick.get();
         if left == 0 {
-            self.tick.set(TIMER_CHECK_INTERVAL);
-            fire_timers(self.local);
+            self.poll_now();
         } else {
             self.tick.set(left - 1);
         }
@@ -294,8 +352,9 @@ impl NestCtx<'_> {
     /// switch comes straight back here.
     #[inline]
     fn run_nested(&self, ult: RawUlt) {
-        // SAFETY: null is always a valid offer.
-        unsafe { self.resume_offering(ult, ptr::null()) }
+        if let Resumed::Runnable(ult) = ult.resume_nested() {
+            self.local.queue.push(ult);
+        }
     }
 }
 
@@ -361,6 +420,9 @@ fn event_loop<T>(shared: &Shared, local: &Local, root: &JoinHandle<T>) {
         data: &ctx as *const NestCtx<'_> as *const (),
     };
     loop {
+        if shared.inbox_nonempty.load(Ordering::Relaxed) {
+            drain_inbox(shared, local);
+        }
         ctx.poll();
         if let Some(ult) = ctx.pop() {
             // The offer is set only around this resume, so code that runs on the executor
@@ -424,4 +486,58 @@ where
     let (raw, cell) = raw::create(spec, current.scheduler().clone(), f)?;
     current.scheduler().spawn(raw)?;
     Ok(JoinHandle::new(cell))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ring;
+    use std::sync::Arc;
+
+    /// A never-run ULT to fill the ring with (dropping it runs no code of its own).
+    fn ult_numbered(n: usize) -> crate::raw::RawUlt {
+        let sched: Arc<dyn crate::raw::Schedule> = Arc::new(NoSched);
+        let spec = crate::raw::Spec {
+            name: Some(n.to_string()),
+            ..Default::default()
+        };
+        let (raw, _cell) = crate::raw::create(spec, sched, || ()).expect("create a ULT");
+        raw
+    }
+
+    struct NoSched;
+    impl crate::raw::Schedule for NoSched {
+        fn spawn(&self, _: crate::raw::RawUlt) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn wake(&self, _: crate::raw::RawUlt) {}
+        fn add_timer(&self, _: std::time::Instant, _: crate::Unparker) -> u64 {
+            0
+        }
+        fn cancel_timer(&self, _: u64) {}
+    }
+
+    #[test]
+    fn ring_is_fifo_across_wrap_and_growth() {
+        let mut ring = Ring::default();
+        let mut expect = std::collections::VecDeque::new();
+        let mut next = 0;
+        // Pushes outpace pops, so the ring wraps at every capacity before it grows.
+        for round in 0..40 {
+            for _ in 0..3 {
+                ring.push(ult_numbered(next));
+                expect.push_back(next);
+                next += 1;
+            }
+            for _ in 0..(round % 3) {
+                let got = ring.pop().map(|u| u.name().map(str::to_owned));
+                assert_eq!(got, expect.pop_front().map(|n| Some(n.to_string())));
+            }
+            assert_eq!(ring.len, expect.len());
+        }
+        while let Some(n) = expect.pop_front() {
+            let got = ring.pop().expect("as many as pushed");
+            assert_eq!(got.name(), Some(n.to_string().as_str()));
+        }
+        assert!(ring.pop().is_none());
+    }
 }
