@@ -412,7 +412,7 @@ pub(crate) mod workers {
     pub(crate) fn give_back(mut worker: Worker) {
         debug_assert!(worker.0.idle);
         // Its loop is suspended near the top of the stack: a deep ULT's pages can go.
-        worker.0.stack.note_reuse();
+        worker.0.stack.note_reuse_sampled();
         let _ = IDLE.try_with(|idle| {
             let mut idle = idle.borrow_mut();
             if idle.len() < MAX_IDLE {

@@ -50,6 +50,11 @@ pub const WARM_BYTES: usize = 16 * 1024;
 /// A pooled stack is trimmed every this many returns to the pool.
 pub const TRIM_EVERY: u32 = 1024;
 
+/// An idle worker coroutine's stack is probed for depth every this many uses (a divisor of
+/// [`TRIM_EVERY`]).
+pub const PROBE_EVERY: u32 = 8;
+
+#[inline]
 pub(crate) fn page_size() -> usize {
     static PAGE: AtomicUsize = AtomicUsize::new(0);
     let cached = PAGE.load(Ordering::Relaxed);
@@ -151,6 +156,21 @@ impl UltStack {
     pub(crate) fn note_reuse(&mut self) {
         self.uses_since_trim += 1;
         if self.uses_since_trim >= TRIM_EVERY || self.went_deep() {
+            self.trim();
+        }
+    }
+
+    /// [`UltStack::note_reuse`] that probes for depth only every [`PROBE_EVERY`] uses, for
+    /// a stack that stays with a worker coroutine (its probe words cost a handful of cache
+    /// lines per spawn otherwise). A deep ULT's pages then outlive it by at most that many
+    /// uses of the same worker; a worker that leaves the idle list is probed in full by the
+    /// stack pool.
+    #[inline]
+    pub(crate) fn note_reuse_sampled(&mut self) {
+        self.uses_since_trim += 1;
+        if self.uses_since_trim % PROBE_EVERY == 0
+            && (self.uses_since_trim >= TRIM_EVERY || self.went_deep())
+        {
             self.trim();
         }
     }
