@@ -189,6 +189,17 @@ impl Source {
         in_time || edge
     }
 
+    /// Forgets an edge in `dir`, if one is pending: for a caller about to make a system call
+    /// that sees everything the edge announced. An edge that arrives after this sets the flag
+    /// again, so none is lost. A plain load first: no locked instruction when none is pending.
+    pub(crate) fn forget_edge(&self, dir: Dir) {
+        let d = self.direction(dir);
+        if d.ready.load(Ordering::Relaxed) {
+            // Acquire: pairs with the release in `fire`, like the swap in `wait`.
+            d.ready.swap(false, Ordering::AcqRel);
+        }
+    }
+
     /// Whether an edge arrived in `dir` since the last `wait` consumed one (a hint: it may be
     /// set at any moment).
     pub(crate) fn edge_pending(&self, dir: Dir) -> bool {

@@ -774,9 +774,13 @@ impl WorkerCtx {
             let start = Instant::now();
             let mut rounds = 0u32;
             loop {
-                // ULTs waiting for I/O: readiness is work too (a non-blocking epoll_wait).
+                // ULTs waiting for I/O: readiness is work too (a non-blocking epoll_wait),
+                // polled once per spin, as Go's `findrunnable` does before it spins: an
+                // `epoll_wait` costs more than a whole round of searching, and readiness that
+                // arrives while this LWP spins is taken by the blocking poll it parks in
+                // (which returns at once), at most `SPIN_TIME` later.
                 let reactor = &self.reactor;
-                if reactor.waiting_ults() > 0 && !reactor.is_blocked() {
+                if rounds == 0 && reactor.waiting_ults() > 0 && !reactor.is_blocked() {
                     reactor.poll(Some(Duration::ZERO));
                 }
                 if let Some(u) = self.search() {
