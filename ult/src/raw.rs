@@ -289,9 +289,22 @@ where
 pub(crate) mod workers {
     use super::{Co, Switch, UltStack, UltYielder};
     use corosensei::CoroutineResult;
-    use std::cell::RefCell;
+    use std::cell::UnsafeCell;
     use std::io;
     use std::mem::ManuallyDrop;
+
+    /// A kernel thread's idle workers, most recently used last.
+    struct IdleList(UnsafeCell<Vec<Worker>>);
+
+    impl IdleList {
+        /// Runs `f` on the list. `f` must not run foreign code or touch `IDLE` again.
+        #[inline]
+        fn with<R>(&self, f: impl FnOnce(&mut Vec<Worker>) -> R) -> R {
+            // SAFETY: thread-local, and no caller re-enters (see `IDLE`), so this is the only
+            // reference to the list while `f` runs.
+            f(unsafe { &mut *self.0.get() })
+        }
+    }
 
     /// Idle workers a kernel thread keeps.
     pub(crate) const MAX_IDLE: usize = 64;
@@ -310,7 +323,10 @@ pub(crate) mod workers {
     }
 
     thread_local! {
-        static IDLE: RefCell<Vec<Worker>> = const { RefCell::new(Vec::new()) };
+        /// Only the functions below touch it, each in one short step that runs no foreign
+        /// code while it holds the list (a worker ended for lack of room is dropped after),
+        /// so it needs no borrow flag.
+        static IDLE: IdleList = const { IdleList(UnsafeCell::new(Vec::new())) };
     }
 
     impl Worker {
@@ -403,10 +419,14 @@ pub(crate) mod workers {
         let usable = super::stack::usable_for(size);
         let cached = IDLE
             .try_with(|idle| {
-                let mut idle = idle.borrow_mut();
-                // Usually the most recent one; with several stack sizes in use, any.
-                let at = idle.iter().rposition(|w| w.stack_size() == usable)?;
-                Some(idle.swap_remove(at))
+                idle.with(|idle| {
+                    // Usually the most recent one; with several stack sizes in use, any.
+                    if idle.last()?.stack_size() == usable {
+                        return idle.pop();
+                    }
+                    let at = idle.iter().rposition(|w| w.stack_size() == usable)?;
+                    Some(idle.swap_remove(at))
+                })
             })
             .ok()
             .flatten();
@@ -422,19 +442,23 @@ pub(crate) mod workers {
         debug_assert!(worker.0.idle);
         // Its loop is suspended near the top of the stack: a deep ULT's pages can go.
         worker.0.stack.note_reuse_sampled();
+        let mut worker = Some(worker);
         let _ = IDLE.try_with(|idle| {
-            let mut idle = idle.borrow_mut();
-            if idle.len() < MAX_IDLE {
-                idle.push(worker);
-            }
-            // else: dropped here, its stack back to the stack pool.
+            idle.with(|idle| {
+                if idle.len() < MAX_IDLE {
+                    idle.extend(worker.take());
+                }
+            })
         });
+        // Not kept (a full list, or the thread is exiting): ended here, outside the list, its
+        // stack back to the stack pool.
+        drop(worker);
     }
 
     /// Ends this thread's idle workers (their stacks go back to the stack pool).
     pub(crate) fn clear() {
         let drained: Vec<Worker> = IDLE
-            .try_with(|idle| std::mem::take(&mut *idle.borrow_mut()))
+            .try_with(|idle| idle.with(std::mem::take))
             .unwrap_or_default();
         drop(drained);
     }
@@ -443,20 +467,19 @@ pub(crate) mod workers {
     /// included).
     pub(crate) fn idle_stacks() -> (usize, usize) {
         IDLE.try_with(|idle| {
-            let idle = idle.borrow();
-            let bytes = idle.iter().map(|w| w.0.stack.mapped_len()).sum();
-            (idle.len(), bytes)
+            idle.with(|idle| {
+                let bytes = idle.iter().map(|w| w.0.stack.mapped_len()).sum();
+                (idle.len(), bytes)
+            })
         })
         .unwrap_or((0, 0))
     }
 
     /// Releases the committed pages below the warm top of every idle worker's stack.
     pub(crate) fn trim_idle() {
-        let _ = IDLE.try_with(|idle| {
-            for w in idle.borrow_mut().iter_mut() {
-                w.0.stack.trim();
-            }
-        });
+        // `trim` is an madvise on memory the list owns: no foreign code.
+        let _ =
+            IDLE.try_with(|idle| idle.with(|idle| idle.iter_mut().for_each(|w| w.0.stack.trim())));
     }
 }
 
@@ -490,7 +513,7 @@ unsafe fn start_on_worker(job: usize, yielder: &UltYielder) {
 /// Larger or over-aligned cells bypass the cache.
 mod cells {
     use std::alloc::{self, Layout};
-    use std::cell::RefCell;
+    use std::cell::UnsafeCell;
     use std::ptr::NonNull;
 
     const CLASS: usize = 64;
@@ -511,7 +534,18 @@ mod cells {
     }
 
     thread_local! {
-        static CACHE: RefCell<Cache> = const { RefCell::new(Cache([const { Vec::new() }; CLASSES])) };
+        /// Touched only by `alloc` and `free`, each in one step that runs no foreign code
+        /// while it holds the lists (blocks are returned to the allocator after), so it needs
+        /// no borrow flag.
+        static CACHE: UnsafeCell<Cache> = const { UnsafeCell::new(Cache([const { Vec::new() }; CLASSES])) };
+    }
+
+    /// Runs `f` on this thread's cache, if it still exists.
+    #[inline]
+    fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> Option<R> {
+        // SAFETY: thread-local, and neither caller re-enters `CACHE` inside `f`, so this is
+        // the only reference while `f` runs.
+        CACHE.try_with(|c| f(unsafe { &mut *c.get() })).ok()
     }
 
     fn class_layout(class: usize) -> Layout {
@@ -533,10 +567,7 @@ mod cells {
     pub(super) fn alloc(layout: Layout) -> NonNull<u8> {
         let layout_used = match class_of(layout) {
             Some(class) => {
-                let cached = CACHE
-                    .try_with(|c| c.borrow_mut().0[class].pop())
-                    .ok()
-                    .flatten();
+                let cached = with_cache(|c| c.0[class].pop()).flatten();
                 if let Some(p) = cached {
                     return p;
                 }
@@ -560,18 +591,16 @@ mod cells {
             unsafe { alloc::dealloc(p.as_ptr(), layout) };
             return;
         };
-        let kept = CACHE
-            .try_with(|c| {
-                let mut c = c.borrow_mut();
-                let list = &mut c.0[class];
-                if list.len() < PER_CLASS {
-                    list.push(p);
-                    true
-                } else {
-                    false
-                }
-            })
-            .unwrap_or(false);
+        let kept = with_cache(|c| {
+            let list = &mut c.0[class];
+            if list.len() < PER_CLASS {
+                list.push(p);
+                true
+            } else {
+                false
+            }
+        })
+        .unwrap_or(false);
         if !kept {
             // SAFETY: allocated with the class layout.
             unsafe { alloc::dealloc(p.as_ptr(), class_layout(class)) };
