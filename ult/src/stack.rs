@@ -168,7 +168,7 @@ impl UltStack {
     #[inline]
     pub(crate) fn note_reuse_sampled(&mut self) {
         self.uses_since_trim += 1;
-        if self.uses_since_trim % PROBE_EVERY == 0
+        if self.uses_since_trim.is_multiple_of(PROBE_EVERY)
             && (self.uses_since_trim >= TRIM_EVERY || self.went_deep())
         {
             self.trim();
