@@ -21,7 +21,10 @@
 //! while one that went deeper left frames there. Only then is everything below the warm top
 //! released with `madvise(MADV_DONTNEED)` (which also zeroes the probe words again). A deep
 //! ULT that happened to leave exactly those words zero is caught by a full trim every
-//! [`TRIM_EVERY`] reuses. One `madvise` costs more than a whole pooled spawn+join, which is
+//! [`TRIM_EVERY`] reuses. A stack that stays with an idle worker coroutine between ULTs (see
+//! `raw::workers`) is probed only every [`PROBE_EVERY`] uses, since the probe's cache lines
+//! were a measurable part of a pooled spawn+join; a deep ULT's pages then outlive it by at
+//! most that many uses of its worker. One `madvise` costs more than a whole pooled spawn+join, which is
 //! why it is not done on every return.
 //! Invariants: a stack in the pool is not in use by any coroutine; `base()` is 16-byte
 //! aligned; the guard page is always mapped `PROT_NONE` while the stack exists.
