@@ -17,12 +17,14 @@
 //! # Migration and thread-locals
 //! A ULT that has never run has no frames of its own (its worker coroutine, see `workers`,
 //! holds only the worker loop's frame, which keeps no thread-local address across a switch),
-//! so any kernel thread may start it (this is where stealing happens). Once started, Rust code in it may hold addresses of the thread-locals of
-//! the kernel thread it runs on across a switch, so it must be resumed on that same thread
-//! unless its spawner promised otherwise through the `unsafe` [`crate::Builder::migratable`].
-//! [`Header::may_migrate`] tells a scheduler which case applies. This module reads its own
-//! thread-local (`CURRENT`) again after every switch, through a non-inlined function, so
-//! the runtime itself never caches a thread-local address across a switch.
+//! so any kernel thread may start it (this is where stealing happens). Once started, Rust
+//! code in it may hold addresses of the thread-locals of the kernel thread it runs on across
+//! a switch, so it must be resumed on that same thread unless its spawner promised otherwise
+//! through the `unsafe` [`crate::Builder::migratable`]. [`Header::may_migrate`] tells a
+//! scheduler which case applies. Inside a ULT this module reads its own thread-local
+//! (`THREAD`) again after every switch, through a non-inlined function, so ULT code never
+//! caches a thread-local address across a switch; only a resuming frame keeps the address
+//! across the resume it makes, which returns on the same thread.
 
 use std::alloc::Layout;
 use std::any::Any;
@@ -1063,19 +1065,21 @@ impl RawUlt {
     /// the lender back its place as the running ULT.
     ///
     /// Cheaper than `resume` because the lender's context is saved and restored through one
-    /// thread-local address computed once: the nested ULT is this frame's child coroutine, so
-    /// its switch back returns to this frame on this kernel thread, and nothing between the
-    /// two can move the lender (only single-threaded schedulers offer a nest).
+    /// thread-local address computed once: the nested ULT runs as this frame's child
+    /// coroutine on this kernel thread until it switches back into this frame, and the
+    /// lender cannot move while it is blocked in this call.
     ///
-    /// Only a [`Nest`] handler may call this, for a ULT it popped from its run queue.
+    /// Meant for [`Nest`] handlers; the contract is `resume`'s: only the scheduler that took
+    /// this ULT from a run queue may call this, and only on its home thread if
+    /// `!self.may_migrate()`.
     #[inline(always)]
     pub fn resume_nested(self) -> Resumed {
         let header: &Header = &self;
         // SAFETY: exclusive owner of the worker, as in `resume_then`.
         let worker = unsafe { (*header.worker.get()).as_mut() }.expect("resumed a finished ULT");
         let t: *const ThreadCtx = THREAD.with(|t| t as *const ThreadCtx);
-        // SAFETY: this thread's context outlives the call; the nested ULT switches back into
-        // this frame on this thread (see above), so the address stays this thread's.
+        // SAFETY: this thread's context outlives the call, and this frame stays on this thread
+        // until it returns (the nested ULT runs on it and switches back; see above).
         let t = unsafe { &*t };
         let lender = (
             t.current.replace(&self as *const RawUlt),
