@@ -82,9 +82,10 @@ impl Ring {
         if self.len == 0 {
             return None;
         }
+        let head = self.head;
         // SAFETY: `head` is always a masked index, so in bounds.
-        let ult = unsafe { self.slots.get_unchecked_mut(self.head) }.take();
-        self.head = (self.head + 1) & (self.slots.len() - 1);
+        let ult = unsafe { self.slots.get_unchecked_mut(head) }.take();
+        self.head = (head + 1) & (self.slots.len() - 1);
         self.len -= 1;
         ult
     }
@@ -352,7 +353,7 @@ impl NestCtx<'_> {
     /// switch comes straight back here.
     #[inline]
     fn run_nested(&self, ult: RawUlt) {
-        if let Resumed::Runnable(ult) = ult.resume_nested() {
+        if let Some(ult) = ult.resume_nested() {
             self.local.queue.push(ult);
         }
     }
@@ -363,6 +364,8 @@ impl NestCtx<'_> {
 fn nested_yield(nest: &Nest) {
     // SAFETY: `data` is the event loop's `NestCtx`, alive while the loop runs.
     let ctx = unsafe { &*(nest.data as *const NestCtx<'_>) };
+    // One countdown step per yield, however many ULTs run before it returns: with many
+    // queued, the check comes at most every `TIMER_CHECK_INTERVAL` of the caller's yields.
     ctx.poll();
     let mut ahead = ctx.local.queue.len();
     while ahead > 0 {
@@ -371,7 +374,6 @@ fn nested_yield(nest: &Nest) {
             Some(ult) => ctx.run_nested(ult),
             None => return,
         }
-        ctx.poll();
     }
 }
 

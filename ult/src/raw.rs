@@ -1072,8 +1072,12 @@ impl RawUlt {
     /// Meant for [`Nest`] handlers; the contract is `resume`'s: only the scheduler that took
     /// this ULT from a run queue may call this, and only on its home thread if
     /// `!self.may_migrate()`.
+    ///
+    /// Returns the ULT if it is still runnable (it yielded, or parked and was unparked at
+    /// once): one nullable word, which the caller tests once, where a [`Resumed`] took two
+    /// tests of its tag on the yield path.
     #[inline(always)]
-    pub fn resume_nested(self) -> Resumed {
+    pub fn resume_nested(self) -> Option<RawUlt> {
         let header: &Header = &self;
         // SAFETY: exclusive owner of the worker, as in `resume_then`.
         let worker = unsafe { (*header.worker.get()).as_mut() }.expect("resumed a finished ULT");
@@ -1091,10 +1095,14 @@ impl RawUlt {
         t.yielder.set(lender.1);
         t.nest.set(lender.2);
         match outcome {
-            CoroutineResult::Yield(Switch::Yield) => Resumed::Runnable(self),
-            CoroutineResult::Yield(Switch::Park) => self.after_park_outlined(),
+            CoroutineResult::Yield(Switch::Yield) => Some(self),
+            CoroutineResult::Yield(Switch::Park) => match self.after_park_outlined() {
+                Resumed::Runnable(me) => Some(me),
+                _ => None,
+            },
             CoroutineResult::Yield(Switch::Finished) | CoroutineResult::Return(()) => {
-                self.after_return()
+                let _finished = self.after_return();
+                None
             }
         }
     }
