@@ -448,7 +448,9 @@ pub(crate) mod workers {
         let _ = IDLE.try_with(|idle| {
             idle.with(|idle| {
                 if idle.len() < MAX_IDLE {
-                    idle.extend(worker.take());
+                    if let Some(w) = worker.take() {
+                        idle.push(w);
+                    }
                 }
             })
         });
