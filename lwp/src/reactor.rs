@@ -18,7 +18,9 @@
 //! recorded waiter. The order (record, then check the flag; set the flag, then take the
 //! waiters, both under the direction's mutex) means an edge that arrives between the failed
 //! system call and the park is never lost: either the waiter sees the flag, or the poller sees
-//! the waiter.
+//! the waiter. A stream read also forgets a pending edge just before its system call
+//! ([`Source::forget_edge`]), since that call sees everything the edge announced; only an
+//! edge that arrives later can then send the next read to the kernel.
 //!
 //! Who polls (Go's netpoller idea, one per LWP): under many-to-many and many-to-one, an LWP
 //! with nothing to run blocks in its own reactor's `epoll_wait`, with its next timer deadline

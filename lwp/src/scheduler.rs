@@ -16,8 +16,9 @@
 //!   [`GLOBAL_CHECK_INTERVAL`] scheduling rounds so that it never starves.
 //!
 //! # Idle LWPs and wake-ups (no lost wake-up)
-//! An LWP with nothing to run first spins, searching all queues, for up to [`SPIN_TIME`]
-//! (at most half of the LWPs spin at once); then it publishes itself as idle
+//! An LWP with nothing to run first polls its reactor once without blocking, then spins,
+//! searching all queues, for up to [`SPIN_TIME`] (at most half of the LWPs spin at once);
+//! then it publishes itself as idle
 //! (`idle` list, `num_idle`, its `sleeping` flag), issues a SeqCst fence, searches once more,
 //! and only then sleeps in its own reactor (`epoll_wait`, with the next timer deadline as
 //! timeout). Whoever makes work available does the mirror image: publish the work, SeqCst
