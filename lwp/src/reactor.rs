@@ -508,3 +508,46 @@ pub(crate) fn poll_fd_blocking(fd: RawFd, dir: Dir, deadline: Option<Instant>) -
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Dir, Reactor};
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+
+    /// Polls until `source` has a pending read edge, or gives up after a second.
+    fn poll_for_edge(reactor: &Reactor, source: &super::Source) -> bool {
+        for _ in 0..100 {
+            reactor.poll(Some(Duration::from_millis(10)));
+            if source.edge_pending(Dir::Read) {
+                return true;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn a_forgotten_edge_is_gone_and_a_later_one_is_kept() {
+        let reactor = Reactor::new(super::new_group()).expect("reactor");
+        let (mut peer, ours) = std::os::unix::net::UnixStream::pair().expect("socket pair");
+        ours.set_nonblocking(true).expect("non-blocking");
+        let source = reactor.register(ours.as_raw_fd()).expect("register");
+        // A fresh source starts ready (nothing has been tried yet): forget that.
+        source.forget_edge(Dir::Read);
+        assert!(!source.edge_pending(Dir::Read));
+
+        peer.write_all(b"one").expect("write");
+        assert!(poll_for_edge(&reactor, &source), "the first edge arrives");
+        source.forget_edge(Dir::Read);
+        assert!(!source.edge_pending(Dir::Read), "forgetting clears it");
+
+        // Data that arrives after the forget (and after a read would have started) must
+        // leave an edge for the next read.
+        peer.write_all(b"two").expect("write");
+        assert!(poll_for_edge(&reactor, &source), "a later edge is kept");
+
+        // SAFETY: `ours` is still open.
+        unsafe { source.deregister() };
+    }
+}
