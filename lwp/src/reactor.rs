@@ -45,6 +45,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
@@ -91,6 +92,14 @@ impl Waiters {
 }
 
 impl Direction {
+    /// Consumes a pending edge: true if there was one. A plain load first, so a direction
+    /// without one costs no locked instruction. Acquire (with the swap): pairs with the
+    /// release in `fire`.
+    #[inline]
+    fn take_edge(&self) -> bool {
+        self.ready.load(Ordering::Relaxed) && self.ready.swap(false, Ordering::AcqRel)
+    }
+
     fn fire(&self) {
         let (first, more) = {
             let mut w = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
@@ -164,8 +173,7 @@ impl Source {
         let d = self.direction(dir);
         {
             let mut w = d.waiters.lock().unwrap_or_else(|e| e.into_inner());
-            // Acquire: pairs with the release in `fire`.
-            if d.ready.swap(false, Ordering::AcqRel) {
+            if d.take_edge() {
                 return true; // an edge arrived since our last attempt: retry now
             }
             w.add(ult::unparker());
@@ -186,20 +194,15 @@ impl Source {
         // sees everything that arrived up to now, and anything later sets the flag again.
         // Leaving the flag set would make the next `wait`, after the call drained the socket
         // and failed with `EWOULDBLOCK`, return at once for one more failing call.
-        // Acquire: pairs with the release in `fire`.
-        let edge = d.ready.swap(false, Ordering::AcqRel);
+        let edge = d.take_edge();
         in_time || edge
     }
 
     /// Forgets an edge in `dir`, if one is pending: for a caller about to make a system call
     /// that sees everything the edge announced. An edge that arrives after this sets the flag
-    /// again, so none is lost. A plain load first: no locked instruction when none is pending.
+    /// again, so none is lost.
     pub(crate) fn forget_edge(&self, dir: Dir) {
-        let d = self.direction(dir);
-        if d.ready.load(Ordering::Relaxed) {
-            // Acquire: pairs with the release in `fire`, like the swap in `wait`.
-            d.ready.swap(false, Ordering::AcqRel);
-        }
+        self.direction(dir).take_edge();
     }
 
     /// Whether an edge arrived in `dir` since the last `wait` consumed one (a hint: it may be
@@ -272,23 +275,11 @@ pub struct Reactor {
     /// cache line of its own: every wait updates it twice, and sharing a line with `blocked`
     /// and the mutexes, which the polling thread writes, made those updates miss (a sixth of
     /// `Source::wait`'s samples at 10,000 echo connections).
-    waiting_ults: LineAligned<AtomicUsize>,
+    waiting_ults: CachePadded<AtomicUsize>,
     /// Set by `notify`; cleared by a blocking `poll` just before it waits. A concurrent
     /// non-blocking `poll` (a spinning or busy LWP) can swallow the eventfd wake-up that
     /// `notify` wrote; this flag keeps the notification for the LWP about to block.
     notified: AtomicBool,
-}
-
-/// A value alone on its (64-byte) cache line.
-#[repr(align(64))]
-#[derive(Default)]
-struct LineAligned<T>(T);
-
-impl<T> std::ops::Deref for LineAligned<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
 }
 
 /// What the polling thread needs, under one lock.
@@ -320,7 +311,7 @@ impl Reactor {
             waker,
             slab: Mutex::new(Slab::default()),
             blocked: AtomicBool::new(false),
-            waiting_ults: LineAligned(AtomicUsize::new(0)),
+            waiting_ults: CachePadded::new(AtomicUsize::new(0)),
             notified: AtomicBool::new(false),
         }))
     }

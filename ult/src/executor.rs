@@ -93,11 +93,11 @@ impl Ring {
     /// Doubles the capacity (at least 16 slots), unwrapping the ring to start at slot 0.
     #[cold]
     fn grow(&mut self) {
-        let old = self.slots.len();
         let mut slots: Vec<Option<RawUlt>> = Vec::new();
-        slots.resize_with((old * 2).max(16), || None);
+        slots.resize_with((self.slots.len() * 2).max(16), || None);
         for (i, slot) in slots.iter_mut().take(self.len).enumerate() {
-            *slot = self.slots[(self.head + i) & (old.max(1) - 1)].take();
+            // Only a full ring grows, so `len` is the old capacity, a power of two.
+            *slot = self.slots[(self.head + i) & (self.len - 1)].take();
         }
         self.slots = slots;
         self.head = 0;

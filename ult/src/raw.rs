@@ -22,9 +22,8 @@
 //! a switch, so it must be resumed on that same thread unless its spawner promised otherwise
 //! through the `unsafe` [`crate::Builder::migratable`]. [`Header::may_migrate`] tells a
 //! scheduler which case applies. Inside a ULT this module reads its own thread-local
-//! (`THREAD`) again after every switch, through a non-inlined function, so ULT code never
-//! caches a thread-local address across a switch; only a resuming frame keeps the address
-//! across the resume it makes, which returns on the same thread.
+//! (`THREAD`) again after every switch, through a non-inlined function, so the runtime never
+//! caches a thread-local address across a switch.
 
 use std::alloc::Layout;
 use std::any::Any;
@@ -275,6 +274,28 @@ where
     }
 }
 
+/// A thread-local value used without a borrow flag, for the per-thread caches on the spawn
+/// path (idle workers, freed cells), where `RefCell`'s flag was a measurable cost.
+struct ThreadOwned<T>(UnsafeCell<T>);
+
+impl<T> ThreadOwned<T> {
+    const fn new(value: T) -> ThreadOwned<T> {
+        ThreadOwned(UnsafeCell::new(value))
+    }
+
+    /// Runs `f` on the value.
+    ///
+    /// # Safety
+    /// `f` must not reach this same value again (no nested `with`, no foreign code that
+    /// might): the reference it gets must be the only one while it runs.
+    #[inline]
+    unsafe fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        // SAFETY: the value is thread-local (`!Sync`), and the caller guarantees no other
+        // reference exists while `f` runs.
+        f(unsafe { &mut *self.0.get() })
+    }
+}
+
 /// The worker coroutines: a ULT runs on a coroutine that outlives it and then runs the next
 /// ULT, so a spawn+join neither builds a coroutine on a fresh stack nor tears one down
 /// (corosensei's set-up and return paths and the stack pool's take and give-back were about
@@ -289,24 +310,10 @@ where
 /// resumed with 0, returns, and its stack goes back to the stack pool (which balances stacks
 /// between threads). A worker whose ULT went deep is trimmed like a pooled stack.
 pub(crate) mod workers {
-    use super::{Co, Switch, UltStack, UltYielder};
+    use super::{Co, Switch, ThreadOwned, UltStack, UltYielder};
     use corosensei::CoroutineResult;
-    use std::cell::UnsafeCell;
     use std::io;
     use std::mem::ManuallyDrop;
-
-    /// A kernel thread's idle workers, most recently used last.
-    struct IdleList(UnsafeCell<Vec<Worker>>);
-
-    impl IdleList {
-        /// Runs `f` on the list. `f` must not run foreign code or touch `IDLE` again.
-        #[inline]
-        fn with<R>(&self, f: impl FnOnce(&mut Vec<Worker>) -> R) -> R {
-            // SAFETY: thread-local, and no caller re-enters (see `IDLE`), so this is the only
-            // reference to the list while `f` runs.
-            f(unsafe { &mut *self.0.get() })
-        }
-    }
 
     /// Idle workers a kernel thread keeps.
     pub(crate) const MAX_IDLE: usize = 64;
@@ -325,10 +332,10 @@ pub(crate) mod workers {
     }
 
     thread_local! {
-        /// Only the functions below touch it, each in one short step that runs no foreign
-        /// code while it holds the list (a worker ended for lack of room is dropped after),
-        /// so it needs no borrow flag.
-        static IDLE: IdleList = const { IdleList(UnsafeCell::new(Vec::new())) };
+        /// This thread's idle workers, most recently used last. Only the functions below
+        /// touch it, each in one short step that runs no foreign code while it holds the
+        /// list (a worker ended for lack of room is dropped after).
+        static IDLE: ThreadOwned<Vec<Worker>> = const { ThreadOwned::new(Vec::new()) };
     }
 
     impl Worker {
@@ -421,14 +428,17 @@ pub(crate) mod workers {
         let usable = super::stack::usable_for(size);
         let cached = IDLE
             .try_with(|idle| {
-                idle.with(|idle| {
-                    // Usually the most recent one; with several stack sizes in use, any.
-                    if idle.last()?.stack_size() == usable {
-                        return idle.pop();
-                    }
-                    let at = idle.iter().rposition(|w| w.stack_size() == usable)?;
-                    Some(idle.swap_remove(at))
-                })
+                // SAFETY: the closure only searches and moves list entries.
+                unsafe {
+                    idle.with(|idle| {
+                        // Usually the most recent one; with several stack sizes in use, any.
+                        if idle.last()?.stack_size() == usable {
+                            return idle.pop();
+                        }
+                        let at = idle.iter().rposition(|w| w.stack_size() == usable)?;
+                        Some(idle.swap_remove(at))
+                    })
+                }
             })
             .ok()
             .flatten();
@@ -446,13 +456,17 @@ pub(crate) mod workers {
         worker.0.stack.note_reuse_sampled();
         let mut worker = Some(worker);
         let _ = IDLE.try_with(|idle| {
-            idle.with(|idle| {
-                if idle.len() < MAX_IDLE {
-                    if let Some(w) = worker.take() {
-                        idle.push(w);
+            // SAFETY: the closure only pushes (a worker that is not kept is dropped below,
+            // outside the list).
+            unsafe {
+                idle.with(|idle| {
+                    if idle.len() < MAX_IDLE {
+                        if let Some(w) = worker.take() {
+                            idle.push(w);
+                        }
                     }
-                }
-            })
+                })
+            }
         });
         // Not kept (a full list, or the thread is exiting): ended here, outside the list, its
         // stack back to the stack pool.
@@ -462,7 +476,8 @@ pub(crate) mod workers {
     /// Ends this thread's idle workers (their stacks go back to the stack pool).
     pub(crate) fn clear() {
         let drained: Vec<Worker> = IDLE
-            .try_with(|idle| idle.with(std::mem::take))
+            // SAFETY: taking the list runs no other code; the workers end after, outside it.
+            .try_with(|idle| unsafe { idle.with(std::mem::take) })
             .unwrap_or_default();
         drop(drained);
     }
@@ -471,19 +486,23 @@ pub(crate) mod workers {
     /// included).
     pub(crate) fn idle_stacks() -> (usize, usize) {
         IDLE.try_with(|idle| {
-            idle.with(|idle| {
-                let bytes = idle.iter().map(|w| w.0.stack.mapped_len()).sum();
-                (idle.len(), bytes)
-            })
+            // SAFETY: the closure only reads the entries.
+            unsafe {
+                idle.with(|idle| {
+                    let bytes = idle.iter().map(|w| w.0.stack.mapped_len()).sum();
+                    (idle.len(), bytes)
+                })
+            }
         })
         .unwrap_or((0, 0))
     }
 
     /// Releases the committed pages below the warm top of every idle worker's stack.
     pub(crate) fn trim_idle() {
-        // `trim` is an madvise on memory the list owns: no foreign code.
-        let _ =
-            IDLE.try_with(|idle| idle.with(|idle| idle.iter_mut().for_each(|w| w.0.stack.trim())));
+        let _ = IDLE.try_with(|idle| {
+            // SAFETY: `trim` is an madvise on memory the list owns: no foreign code.
+            unsafe { idle.with(|idle| idle.iter_mut().for_each(|w| w.0.stack.trim())) }
+        });
     }
 }
 
@@ -516,8 +535,8 @@ unsafe fn start_on_worker(job: usize, yielder: &UltYielder) {
 /// `PER_CLASS` free cells per class and frees the rest; its cache is freed when it exits.
 /// Larger or over-aligned cells bypass the cache.
 mod cells {
+    use super::ThreadOwned;
     use std::alloc::{self, Layout};
-    use std::cell::UnsafeCell;
     use std::ptr::NonNull;
 
     const CLASS: usize = 64;
@@ -541,15 +560,15 @@ mod cells {
         /// Touched only by `alloc` and `free`, each in one step that runs no foreign code
         /// while it holds the lists (blocks are returned to the allocator after), so it needs
         /// no borrow flag.
-        static CACHE: UnsafeCell<Cache> = const { UnsafeCell::new(Cache([const { Vec::new() }; CLASSES])) };
+        static CACHE: ThreadOwned<Cache> = const { ThreadOwned::new(Cache([const { Vec::new() }; CLASSES])) };
     }
 
-    /// Runs `f` on this thread's cache, if it still exists.
+    /// Runs `f` on this thread's cache, if it still exists. Private to `alloc` and `free`,
+    /// whose closures only move pointers in and out of the lists.
     #[inline]
     fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> Option<R> {
-        // SAFETY: thread-local, and neither caller re-enters `CACHE` inside `f`, so this is
-        // the only reference while `f` runs.
-        CACHE.try_with(|c| f(unsafe { &mut *c.get() })).ok()
+        // SAFETY: both callers' closures run no foreign code and do not reach `CACHE` again.
+        CACHE.try_with(|c| unsafe { c.with(f) }).ok()
     }
 
     fn class_layout(class: usize) -> Layout {
@@ -1033,24 +1052,10 @@ impl RawUlt {
     /// on the ULT that just ran).
     #[inline]
     pub fn resume_then(self, after: impl FnOnce(&Header)) -> Resumed {
+        // A nested resume (see `Nest`) must give the parent ULT its yielder back afterwards;
+        // the nest offer is the caller's business here.
+        let outcome = self.switch_in::<false>();
         let header: &Header = &self;
-        let (prev, prev_yielder) = THREAD.with(|t| {
-            // A nested resume (see `Nest`) must give the parent ULT its yielder back afterwards.
-            (
-                t.current.replace(&self as *const RawUlt),
-                t.yielder.replace(header.yielder.get()),
-            )
-        });
-        // SAFETY: the run-state protocol gives the caller exclusive ownership of the
-        // worker: it popped the ULT from a run queue, and a ULT is in at most one queue.
-        let worker = unsafe { (*header.worker.get()).as_mut() }.expect("resumed a finished ULT");
-        // The header's address starts a ULT on an idle worker (see `workers`); a started
-        // ULT's own suspends ignore it.
-        let outcome = worker.resume(header as *const Header as usize);
-        THREAD.with(|t| {
-            t.current.set(prev);
-            t.yielder.set(prev_yielder);
-        });
         after(header);
         match outcome {
             CoroutineResult::Yield(Switch::Yield) => Resumed::Runnable(self),
@@ -1066,11 +1071,6 @@ impl RawUlt {
     /// with the nest offer cleared, so its next switch comes straight back here, then gives
     /// the lender back its place as the running ULT.
     ///
-    /// Cheaper than `resume` because the lender's context is saved and restored through one
-    /// thread-local address computed once: the nested ULT runs as this frame's child
-    /// coroutine on this kernel thread until it switches back into this frame, and the
-    /// lender cannot move while it is blocked in this call.
-    ///
     /// Meant for [`Nest`] handlers; the contract is `resume`'s: only the scheduler that took
     /// this ULT from a run queue may call this, and only on its home thread if
     /// `!self.may_migrate()`.
@@ -1080,22 +1080,7 @@ impl RawUlt {
     /// tests of its tag on the yield path.
     #[inline(always)]
     pub fn resume_nested(self) -> Option<RawUlt> {
-        let header: &Header = &self;
-        // SAFETY: exclusive owner of the worker, as in `resume_then`.
-        let worker = unsafe { (*header.worker.get()).as_mut() }.expect("resumed a finished ULT");
-        let t: *const ThreadCtx = THREAD.with(|t| t as *const ThreadCtx);
-        // SAFETY: this thread's context outlives the call, and this frame stays on this thread
-        // until it returns (the nested ULT runs on it and switches back; see above).
-        let t = unsafe { &*t };
-        let lender = (
-            t.current.replace(&self as *const RawUlt),
-            t.yielder.replace(header.yielder.get()),
-            t.nest.replace(ptr::null()),
-        );
-        let outcome = worker.resume(header as *const Header as usize);
-        t.current.set(lender.0);
-        t.yielder.set(lender.1);
-        t.nest.set(lender.2);
+        let outcome = self.switch_in::<true>();
         match outcome {
             CoroutineResult::Yield(Switch::Yield) => Some(self),
             CoroutineResult::Yield(Switch::Park) => match self.after_park_outlined() {
@@ -1133,6 +1118,42 @@ impl RawUlt {
             }
         }
         Resumed::Finished
+    }
+
+    /// Runs the ULT's worker until it switches back, with the ULT as this thread's running
+    /// ULT (and, if `CLEAR_NEST`, with the nest offer cleared) meanwhile; the previous
+    /// context is restored afterwards.
+    #[inline(always)]
+    fn switch_in<const CLEAR_NEST: bool>(&self) -> CoroutineResult<Switch, ()> {
+        let header: &Header = self;
+        let (current, yielder, nest) = THREAD.with(|t| {
+            let nest = if CLEAR_NEST {
+                t.nest.replace(ptr::null())
+            } else {
+                ptr::null()
+            };
+            (
+                t.current.replace(self as *const RawUlt),
+                t.yielder.replace(header.yielder.get()),
+                nest,
+            )
+        });
+        // SAFETY: the run-state protocol gives the caller exclusive ownership of the
+        // worker: it popped the ULT from a run queue, and a ULT is in at most one queue.
+        let worker = unsafe { (*header.worker.get()).as_mut() }.expect("resumed a finished ULT");
+        // The header's address starts a ULT on an idle worker (see `workers`); a started
+        // ULT's own suspends ignore it.
+        let outcome = worker.resume(header as *const Header as usize);
+        // Looked up again rather than kept across the switch: a constant offset from the
+        // thread pointer, cheaper than a register or a stack slot held through it.
+        THREAD.with(|t| {
+            t.current.set(current);
+            t.yielder.set(yielder);
+            if CLEAR_NEST {
+                t.nest.set(nest);
+            }
+        });
+        outcome
     }
 
     /// [`RawUlt::after_park`] out of line, for paths where a yield is the common case.

@@ -157,10 +157,7 @@ impl UltStack {
     /// back in a pool; a worker coroutine suspended between ULTs).
     #[inline]
     pub(crate) fn note_reuse(&mut self) {
-        self.uses_since_trim += 1;
-        if self.uses_since_trim >= TRIM_EVERY || self.went_deep() {
-            self.trim();
-        }
+        self.note_reuse_probing_every(1);
     }
 
     /// [`UltStack::note_reuse`] that probes for depth only every [`PROBE_EVERY`] uses, for
@@ -170,8 +167,14 @@ impl UltStack {
     /// stack pool.
     #[inline]
     pub(crate) fn note_reuse_sampled(&mut self) {
+        self.note_reuse_probing_every(PROBE_EVERY);
+    }
+
+    /// Counts a use; every `every` uses (a divisor of [`TRIM_EVERY`]), trims if due or deep.
+    #[inline(always)]
+    fn note_reuse_probing_every(&mut self, every: u32) {
         self.uses_since_trim += 1;
-        if self.uses_since_trim.is_multiple_of(PROBE_EVERY)
+        if self.uses_since_trim.is_multiple_of(every)
             && (self.uses_since_trim >= TRIM_EVERY || self.went_deep())
         {
             self.trim();
