@@ -5,10 +5,11 @@
 #
 # Usage: scripts/echo-ab.sh CONNS REPS LAB:IMPL [LAB:IMPL ...]
 #   e.g. scripts/echo-ab.sh 100 5 /tmp/lab-before:lwp-mn target/release/lab:lwp-mn target/release/lab:tokio
-# Environment: WINDOW_MS (measured window, default 1000).
+# Environment: WINDOW_MS (measured window, default 1000); GO_DELAY (seconds the connections
+# sit idle before the load starts, default 0; the lab's largest count idles about 0.15 s).
 set -euo pipefail
 if [ $# -lt 3 ]; then
-    sed -n '2,8p' "$0" >&2
+    sed -n '2,9p' "$0" >&2
     exit 2
 fi
 conns=$1 reps=$2
@@ -31,7 +32,7 @@ for _ in $(seq "$reps"); do
             echo "$spec: the server did not start"
             continue
         fi
-        result=$(echo GO | LWP_SYSMON_QUIET=1 "$lab" internal-peer echo-client \
+        result=$( (sleep "${GO_DELAY:-0}"; echo GO) | LWP_SYSMON_QUIET=1 "$lab" internal-peer echo-client \
             --addr "127.0.0.1:$port" --conns "$conns" --msg 64 --warmup-ms "$warmup" \
             --window-ms "$window" --setup-ms 8000 --pause-ms 20000 2>/dev/null | grep '^{' || true)
         kill "$server" 2>/dev/null || true
