@@ -90,6 +90,11 @@ use crate::reactor::Reactor;
 
 /// Scheduling rounds between two looks at the global queue and the timers.
 pub const GLOBAL_CHECK_INTERVAL: u32 = 61;
+/// Where in `ready`, after a pop, the ULT whose header that pop requests sits (see
+/// `pop_ready`): 1, the one after next. Measured at 10,000 echo connections, requesting it
+/// three places ahead instead left more of the stalls in place.
+const PREFETCH_HEADER_AHEAD: usize = 1;
+
 /// Consecutive runs of the `lifo` slot before `ready` gets a turn.
 pub const LIFO_STREAK: u32 = 16;
 /// Longest an idle LWP sleeps before it searches again even if nobody woke it: a backstop
@@ -664,11 +669,29 @@ impl WorkerCtx {
                 return Some(u);
             }
         }
-        let ready = self.ready.borrow_mut().pop_front();
+        let ready = self.pop_ready();
         if ready.is_some() {
             return ready;
         }
         self.fresh.pop()
+    }
+
+    /// The front of `ready`, with the next two ULTs' cache lines requested on the way (a
+    /// two-stage software pipeline: the header of the one after next now, the worker and
+    /// stack of the next one, whose header the previous call requested). With thousands of
+    /// connections the queue is long and each ULT's lines have gone cold by its turn; the
+    /// prefetches let them arrive while the ULT popped now runs.
+    #[inline]
+    fn pop_ready(&self) -> Option<RawUlt> {
+        let mut ready = self.ready.borrow_mut();
+        let ult = ready.pop_front();
+        if let Some(next) = ready.front() {
+            next.prefetch();
+        }
+        if let Some(after) = ready.get(PREFETCH_HEADER_AHEAD) {
+            after.prefetch_header();
+        }
+        ult
     }
 
     fn drain_inbox(&self) {
@@ -744,8 +767,7 @@ impl WorkerCtx {
         if self.slot().inbox_flag.load(Ordering::Acquire) {
             self.drain_inbox();
         }
-        let ready = self.ready.borrow_mut().pop_front();
-        ready
+        self.pop_ready()
             .or_else(|| self.fresh.pop())
             .or_else(|| self.steal_global())
             .or_else(|| self.steal_from_others())

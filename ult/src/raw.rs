@@ -134,6 +134,10 @@ pub struct Header {
     /// no reference-count traffic. (A ULT parked forever therefore keeps itself alive: it is
     /// leaked, as documented in the crate root.)
     parked_self: UnsafeCell<Option<RawUlt>>,
+    /// An address in the ULT's stack frame where it last parked (written by the ULT just
+    /// before it suspends, read only as a hint by [`RawUlt::prefetch`]; a stale value costs
+    /// a useless prefetch, nothing else).
+    park_sp: Cell<usize>,
     sched: Arc<dyn Schedule>,
     /// Frees the cell this header starts (type-specific, like `run`).
     drop_cell: unsafe fn(NonNull<Header>),
@@ -151,8 +155,7 @@ pub struct Header {
 }
 
 // The wake-up fields fit the first cache line (see the type's comment).
-const _: () =
-    assert!(std::mem::offset_of!(Header, parked_self) + std::mem::size_of::<usize>() <= 64);
+const _: () = assert!(std::mem::offset_of!(Header, park_sp) + std::mem::size_of::<usize>() <= 64);
 
 // SAFETY: the `UnsafeCell`/`Cell` fields are accessed only by the single party the run-state
 // protocol designates (the scheduler that owns the runnable ULT, or the ULT's own code while it
@@ -355,6 +358,11 @@ pub(crate) mod workers {
                 stack: ManuallyDrop::new(stack),
                 idle: true,
             }))
+        }
+
+        /// The address of the boxed coroutine (for a prefetch; not dereferenced).
+        pub(crate) fn inner_addr(&self) -> usize {
+            &*self.0 as *const Inner as usize
         }
 
         /// Usable stack bytes.
@@ -915,6 +923,7 @@ where
                     home: AtomicUsize::new(usize::MAX),
                     join_waiter: UnsafeCell::new(None),
                     parked_self: UnsafeCell::new(None),
+                    park_sp: Cell::new(0),
                 },
                 result: UnsafeCell::new(None),
             },
@@ -1038,6 +1047,39 @@ impl<T> UltCell<T> {
 }
 
 impl RawUlt {
+    /// A hint that this ULT will be resumed soon on the calling kernel thread: starts fetching
+    /// the cache lines a resume reads first (its worker coroutine and the top of its parked
+    /// stack), so that those misses overlap with the caller's other work instead of stalling
+    /// the resume one after another. Costs a few instructions and never faults (prefetches
+    /// of any address are harmless). A scheduler calls it when it queues a woken ULT locally;
+    /// at 10,000 echo connections these lines came back cold at every wake-up.
+    ///
+    /// Only the party that owns the runnable ULT (the waker that won its wake-up) may call it.
+    #[inline]
+    pub fn prefetch(&self) {
+        let header: &Header = self;
+        // SAFETY: the caller owns the runnable ULT, so nobody runs or replaces its worker now.
+        let worker = unsafe { (*header.worker.get()).as_ref() };
+        if let Some(w) = worker {
+            prefetch_line(w.inner_addr());
+        }
+        let sp = header.park_sp.get();
+        if sp != 0 {
+            // The switch saves three words just below the parked frame's stack pointer; the
+            // frames the resumed ULT returns through lie above it.
+            prefetch_line(sp - 24);
+            prefetch_line(sp + 40);
+            prefetch_line(sp + 104);
+        }
+    }
+
+    /// Starts fetching the first cache line of the ULT's header: the stage before
+    /// [`RawUlt::prefetch`] (which reads that line) in a scheduler's prefetch pipeline.
+    #[inline]
+    pub fn prefetch_header(&self) {
+        prefetch_line(self.0.as_ptr() as usize);
+    }
+
     /// Runs the ULT on the calling kernel thread until it yields, parks or finishes.
     ///
     /// Only the scheduler that took this ULT from a run queue may call this, and only on
@@ -1301,6 +1343,37 @@ fn offered_nest<'a>() -> Option<&'a Nest> {
     unsafe { current_nest().as_ref() }
 }
 
+/// The calling frame's stack pointer (approximately, where no inline assembly is used).
+#[inline(always)]
+fn stack_pointer() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let sp: usize;
+        // SAFETY: reads a register into a local; touches no memory and no flags.
+        unsafe {
+            std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags))
+        };
+        sp
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let here = 0u8;
+        std::hint::black_box(&here) as *const u8 as usize
+    }
+}
+
+/// Asks the CPU to fetch the cache line at `addr` (a hint; any address is allowed).
+#[inline(always)]
+fn prefetch_line(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht0` never faults, whatever the address; SSE is part of x86-64.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(addr as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
 /// Yields the running ULT; false if the caller is not a ULT.
 ///
 /// Always inlined, so the switch happens in the caller's own frame. corosensei enters a
@@ -1337,6 +1410,8 @@ pub(crate) fn park_current(header: &Header) {
     if offered_nest().is_some_and(|nest| (nest.on_park)(nest, header)) {
         return;
     }
+    // Where the saved context will be, for `RawUlt::prefetch` at the wake-up.
+    header.park_sp.set(stack_pointer());
     suspend_current(header, Switch::Park);
 }
 
