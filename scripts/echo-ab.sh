@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Interleaved echo runs (A B A B ...) of one or more lab binaries and server implementations,
-# with the lab's own peers (`lab internal-peer echo-server` / `echo-client`), one line per run.
+# with the lab's own peers (`lab internal-peer echo-server` / `echo-client`), one line per run
+# (the server's CPU per request and the client's CPU share need a lab binary that takes
+# `--server-pid`; older ones print no result).
 # For comparing two builds of the runtime side by side on a machine whose speed drifts.
 #
 # Usage: scripts/echo-ab.sh CONNS REPS LAB:IMPL [LAB:IMPL ...]
@@ -34,7 +36,7 @@ for _ in $(seq "$reps"); do
         fi
         result=$( (sleep "${GO_DELAY:-0}"; echo GO) | LWP_SYSMON_QUIET=1 "$lab" internal-peer echo-client \
             --addr "127.0.0.1:$port" --conns "$conns" --msg 64 --warmup-ms "$warmup" \
-            --window-ms "$window" --setup-ms 8000 --pause-ms 20000 2>/dev/null | grep '^{' || true)
+            --window-ms "$window" --setup-ms 8000 --pause-ms 20000 --server-pid "$server" 2>/dev/null | grep '^{' || true)
         kill "$server" 2>/dev/null || true
         wait "$server" 2>/dev/null || true
         echo "$spec $(echo "$result" | python3 -c '
@@ -44,7 +46,10 @@ try:
 except ValueError:
     print("no result"); sys.exit()
 rps = d["requests"] / (d["window_ns"] / 1e9)
-print("req/s %.0f  p50 %.0f us  p90 %.0f us  p99 %.0f us  errors %d"
-      % (rps, d["p50_ns"] / 1e3, d["p90_ns"] / 1e3, d["p99_ns"] / 1e3, d["errors"]))')"
+cpu = d.get("server_cpu_ns"), d.get("client_cpu_ns")
+srv = "%.1f us" % (cpu[0] / d["requests"] / 1e3) if cpu[0] is not None and d["requests"] else "n/a"
+cli = "%.0f%%" % (100 * cpu[1] / d["window_ns"]) if cpu[1] is not None else "n/a"
+print("req/s %.0f  p50 %.0f us  p90 %.0f us  p99 %.0f us  errors %d  server CPU/request %s  client CPU %s"
+      % (rps, d["p50_ns"] / 1e3, d["p90_ns"] / 1e3, d["p99_ns"] / 1e3, d["errors"], srv, cli))')"
     done
 done

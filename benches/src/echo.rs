@@ -308,12 +308,32 @@ pub struct ClientResult {
     pub p999_ns: u64,
     /// Largest latency.
     pub max_ns: u64,
+    /// CPU time (user + system) the server process used during the measured window, if its
+    /// pid was given and `/proc` could be read.
+    #[serde(default)]
+    pub server_cpu_ns: Option<u64>,
+    /// CPU time this load generator used during the measured window (about one window's
+    /// worth when it is the bottleneck), if `/proc` could be read.
+    #[serde(default)]
+    pub client_cpu_ns: Option<u64>,
 }
 
 impl ClientResult {
     /// Requests per second.
     pub fn rps(&self) -> f64 {
         self.requests as f64 / (self.window_ns.max(1) as f64 / 1e9)
+    }
+
+    /// Server CPU time per completed request, in nanoseconds.
+    pub fn server_cpu_per_request_ns(&self) -> Option<f64> {
+        let cpu = self.server_cpu_ns?;
+        (self.requests > 0).then(|| cpu as f64 / self.requests as f64)
+    }
+
+    /// The load generator's CPU time over the window's length (1.0: one CPU all the time).
+    pub fn client_cpu_share(&self) -> Option<f64> {
+        let cpu = self.client_cpu_ns?;
+        (self.window_ns > 0).then(|| cpu as f64 / self.window_ns as f64)
     }
 }
 
@@ -333,6 +353,9 @@ pub struct LoadSpec {
     /// Most time spent opening the connections; those not open by then count as connect
     /// errors and the run goes on with the others.
     pub setup_limit: Duration,
+    /// The server's process, whose CPU time over the measured window goes into the result
+    /// ([`ClientResult::server_cpu_ns`]); `None` when the server is not a process of its own.
+    pub server_pid: Option<u32>,
 }
 
 /// Connections awaiting their first echo while connections are being opened, at most: well
@@ -685,13 +708,33 @@ pub fn run_client_with(
     let measure_from = start + spec.warmup;
     let end = measure_from + spec.window;
     d.window = Some((measure_from, end));
+    let cpu_now = || (spec.server_pid.and_then(process_cpu_ns), self_cpu_ns());
+    let mut cpu_at_start = None;
     while d.live > 0 {
         let now = Instant::now();
         if now >= end {
             break;
         }
-        d.poll((end - now).min(Duration::from_millis(100)))?;
+        if cpu_at_start.is_none() && now >= measure_from {
+            cpu_at_start = Some(cpu_now());
+        }
+        // Wake up at the window's start too, so the CPU reading is taken on time.
+        let next = if cpu_at_start.is_none() {
+            measure_from
+        } else {
+            end
+        };
+        d.poll(
+            next.saturating_duration_since(now)
+                .min(Duration::from_millis(100)),
+        )?;
     }
+    let cpu_at_end = cpu_now();
+    let used = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?));
+    let (server_cpu_ns, client_cpu_ns) = match cpu_at_start {
+        Some((s0, c0)) => (used(s0, cpu_at_end.0), used(c0, cpu_at_end.1)),
+        None => (None, None),
+    };
     d.close_all();
     let q = |p: f64| {
         if d.hist.is_empty() {
@@ -715,7 +758,47 @@ pub fn run_client_with(
         p99_ns: q(0.99),
         p999_ns: q(0.999),
         max_ns: d.hist.max(),
+        server_cpu_ns,
+        client_cpu_ns,
     })
+}
+
+/// User + system CPU time of process `pid` so far, from `/proc/<pid>/stat` (all its
+/// threads, including those that have exited), in nanoseconds. Resolution: one clock tick
+/// (10 ms at the usual 100 Hz), so a window of a second or more reads within about 1%.
+pub fn process_cpu_ns(pid: u32) -> Option<u64> {
+    stat_cpu_ns(&format!("/proc/{pid}/stat"))
+}
+
+/// [`process_cpu_ns`] of the calling process.
+pub fn self_cpu_ns() -> Option<u64> {
+    stat_cpu_ns("/proc/self/stat")
+}
+
+fn stat_cpu_ns(path: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    parse_stat_cpu_ticks(&stat).map(|ticks| ticks * 1_000_000_000 / clock_ticks_per_second())
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line, in clock ticks. The
+/// command name (field 2) may hold spaces and parentheses, so fields are counted after its
+/// last `)`.
+pub fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_comm.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
 }
 
 /// Opens `conns` connections to `addr` as [`run_client`] does (each served one `msg`-byte
@@ -737,6 +820,7 @@ pub fn hold_idle(
         warmup: Duration::ZERO,
         window: Duration::ZERO,
         setup_limit,
+        server_pid: None,
     };
     let mut d = Driver::new(spec.msg, After::Idle)?;
     let (open, _, _) = d.ramp(&spec)?;
@@ -987,6 +1071,10 @@ enum PeerArgs {
         /// long for a line on stdin before starting the load (0: do not wait).
         #[arg(long, default_value_t = 0)]
         pause_ms: u64,
+        /// The server's process id: its CPU time over the measured window goes into the
+        /// result (`server_cpu_ns`).
+        #[arg(long)]
+        server_pid: Option<u32>,
     },
     /// Hold idle connections; prints `OPEN <n>` once they are open.
     #[command(name = "echo-idle")]
@@ -1048,6 +1136,7 @@ pub fn internal_peer(args: &[String]) -> i32 {
             window_ms,
             setup_ms,
             pause_ms,
+            server_pid,
         } => run_client_with(
             &LoadSpec {
                 addr,
@@ -1056,6 +1145,7 @@ pub fn internal_peer(args: &[String]) -> i32 {
                 warmup: Duration::from_millis(warmup_ms),
                 window: Duration::from_millis(window_ms),
                 setup_limit: Duration::from_millis(setup_ms),
+                server_pid,
             },
             |n| {
                 if pause_ms > 0 {

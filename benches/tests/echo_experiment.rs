@@ -201,6 +201,11 @@ fn a_smoke_run_through_the_lab_binary_measures_every_row() {
         assert!(r.rps[0] > 0.0, "{}", r.id);
         assert_eq!(r.errors, vec![0], "{}: {:?}", r.id, r.problems);
     }
+    for r in &out.rows {
+        // The client read the server's and its own CPU time at both ends of the window.
+        assert_eq!(r.server_cpu_per_req_ns.len(), 1, "{}", r.id);
+        assert_eq!(r.client_cpu_share.len(), 1, "{}", r.id);
+    }
     for i in &out.idle {
         assert_eq!(i.status, Status::Measured, "{}", i.server);
         assert_eq!(i.opened, vec![64]);
@@ -233,4 +238,39 @@ fn each_repetition_changes_the_servers_order_and_who_runs_before_whom() {
         assert_eq!(o, vec![0, 1, 2, 3, 4, 5]);
     }
     assert!(echo::rep_order(&[], 4).is_empty());
+}
+
+#[test]
+fn cpu_time_is_read_after_the_command_name() {
+    // A command name may hold spaces and parentheses: fields count from its last `)`.
+    let line = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 3 0 9";
+    assert_eq!(benches::echo::parse_stat_cpu_ticks(line), Some(281));
+    assert_eq!(benches::echo::parse_stat_cpu_ticks("4242 (a) S 1"), None);
+    assert_eq!(benches::echo::parse_stat_cpu_ticks("no parenthesis"), None);
+}
+
+#[test]
+fn cpu_time_of_a_process_grows_while_it_computes() {
+    let me = std::process::id();
+    let before = benches::echo::process_cpu_ns(me).expect("/proc/<pid>/stat readable");
+    assert_eq!(
+        benches::echo::process_cpu_ns(u32::MAX),
+        None,
+        "no such process"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut x = 0u64;
+    loop {
+        for i in 0..1_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        let now = benches::echo::self_cpu_ns().expect("/proc/self/stat readable");
+        if now > before {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "5 s of computing left the CPU time at {now} ns"
+        );
+    }
 }

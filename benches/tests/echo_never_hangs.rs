@@ -15,6 +15,7 @@ fn spec(addr: SocketAddr, conns: usize, setup_ms: u64) -> LoadSpec {
         warmup: Duration::from_millis(10),
         window: Duration::from_millis(50),
         setup_limit: Duration::from_millis(setup_ms),
+        server_pid: None,
     }
 }
 

@@ -51,6 +51,7 @@ fn every_server_echoes_exactly_and_sustains_a_closed_loop() {
             warmup: Duration::from_millis(20),
             window: Duration::from_millis(150),
             setup_limit: Duration::from_secs(10),
+            server_pid: None,
         })
         .unwrap();
         assert_eq!(r.errors, 0, "{imp}: {:?}", r.first_error);

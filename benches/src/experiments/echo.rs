@@ -11,7 +11,12 @@
 //!    at most [`crate::echo::RAMP_PENDING`] waiting, so the accept queue never overflows),
 //!    prints `READY n` and waits: the server now holds n idle connections, and its RSS,
 //!    threads and descriptors are read again (the idle rows come from the largest count);
-//! 3. tell the client to go: warm-up, then the measured window; read its JSON;
+//! 3. tell the client to go: warm-up, then the measured window; read its JSON, which also
+//!    holds the CPU time the server process and the client used during the window (the
+//!    client reads `/proc/<pid>/stat` at both ends of it): the table's "server CPU per
+//!    request" and "load generator CPU" columns. Where the client is busy most of the window
+//!    it is the bottleneck, and the findings say so: requests/s then say how much CPU a
+//!    server leaves the client, and CPU per request compares the servers' own cost;
 //! 4. kill both (a [`PeerProcess`] kills and reaps its child when dropped, on every path).
 //!
 //! Repetitions are interleaved (for rep: for connections: for server), each row's figure is
@@ -39,6 +44,10 @@ use serde::Serialize;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// The load generator's CPU share (of one CPU, over the window) from which the findings call
+/// it the bottleneck.
+const SATURATED_CLIENT: f64 = 0.9;
 
 /// Parameters of one run of the experiment.
 #[derive(Debug, Clone, Serialize)]
@@ -165,6 +174,11 @@ pub struct EchoRow {
     pub errors: Vec<u64>,
     /// Connections that were open, per completed repetition.
     pub opened: Vec<usize>,
+    /// Server CPU time per request (ns), per completed repetition that could read it.
+    pub server_cpu_per_req_ns: Vec<f64>,
+    /// The load generator's CPU time over the window (1.0 = one CPU throughout), per
+    /// completed repetition that could read it.
+    pub client_cpu_share: Vec<f64>,
     /// What went wrong in repetitions (deduplicated, first few).
     pub problems: Vec<String>,
     /// Repetitions that failed outright.
@@ -187,6 +201,8 @@ impl EchoRow {
             setup_ns: Vec::new(),
             errors: Vec::new(),
             opened: Vec::new(),
+            server_cpu_per_req_ns: Vec::new(),
+            client_cpu_share: Vec::new(),
             problems: Vec::new(),
             failed_reps: 0,
         }
@@ -226,6 +242,9 @@ impl EchoRow {
         self.setup_ns.push(r.setup_ns as f64);
         self.errors.push(r.errors);
         self.opened.push(r.conns);
+        self.server_cpu_per_req_ns
+            .extend(r.server_cpu_per_request_ns());
+        self.client_cpu_share.extend(r.client_cpu_share());
         if let Some(e) = &r.first_error {
             self.problem(e.clone());
         }
@@ -559,6 +578,8 @@ fn run_one(exe: &Path, server: &str, conns: usize, p: &Params) -> Result<RunOut,
         p.setup_limit.as_millis().to_string(),
         "--pause-ms".into(),
         pause.as_millis().to_string(),
+        "--server-pid".into(),
+        pid.to_string(),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut cli = PeerProcess::spawn("the echo load generator", child(exe, &args))?;
@@ -804,6 +825,8 @@ fn section(
         "p99 latency: median (min - max)",
         "max latency",
         "vs tokio req/s",
+        "server CPU per request",
+        "load generator CPU",
         "connection set-up",
         "errors",
         "reps",
@@ -855,6 +878,12 @@ fn section(
                         .filter(|t| t.median > 0.0)
                         .map(|t| fmt_ratio(rps.median / t.median))
                         .unwrap_or_else(|| "n/a".into()),
+                    Summary::of(&r.server_cpu_per_req_ns)
+                        .map(|s| fmt_ns(s.median))
+                        .unwrap_or_else(|| "n/a".into()),
+                    Summary::of(&r.client_cpu_share)
+                        .map(|s| format!("{:.0}%", s.median * 100.0))
+                        .unwrap_or_else(|| "n/a".into()),
                     setup.unwrap_or_else(|| "n/a".into()),
                     err_cell,
                     format!("{}", rps.n),
@@ -878,7 +907,7 @@ fn section(
             }
             _ => {
                 let mut cells = vec![r.label.clone(), r.conns.to_string(), r.status.text()];
-                cells.extend(std::iter::repeat_n("-".to_string(), 7));
+                cells.extend(std::iter::repeat_n("-".to_string(), 9));
                 t.row(cells);
                 for bars in [&mut rps_bars, &mut p99_bars] {
                     bars.push(Bar {
@@ -1192,6 +1221,40 @@ fn findings(
                 ));
             }
         }
+    }
+    // Where the load generator is the bottleneck, requests/s say how much CPU each server
+    // left it; the servers' own cost per request is then the fairer comparison.
+    for &c in &p.conns {
+        let at_c = || rows.iter().filter(move |r| r.conns == c);
+        let shares: Vec<f64> = at_c()
+            .flat_map(|r| r.client_cpu_share.iter().copied())
+            .collect();
+        let Some(share) = Summary::of(&shares) else {
+            continue;
+        };
+        if share.median < SATURATED_CLIENT {
+            continue;
+        }
+        let cost = |s: &str| {
+            at_c()
+                .find(|r| r.server == s)
+                .and_then(|r| Summary::of(&r.server_cpu_per_req_ns))
+        };
+        let costs = match (cost("lwp-mn"), cost("tokio")) {
+            (Some(ours), Some(tokio)) => format!(
+                " Server CPU per request: many-to-many {}, tokio {} ({} of tokio's).",
+                fmt_ns(ours.median),
+                fmt_ns(tokio.median),
+                fmt_ratio(ours.median / tokio.median.max(1e-9))
+            ),
+            _ => String::new(),
+        };
+        f.push(format!(
+            "At {c} connections the load generator (one thread) was busy {:.0}% of the window \
+             (median over all runs): it is the bottleneck, so requests/s there measure how \
+             much CPU each server leaves it as much as the server's own speed.{costs}",
+            share.median * 100.0
+        ));
     }
     // The lecture's three models, side by side at the largest count.
     if let Some(&c) = p.conns.last() {
