@@ -95,6 +95,9 @@ pub const GLOBAL_CHECK_INTERVAL: u32 = 61;
 /// three places ahead instead left more of the stalls in place.
 const PREFETCH_HEADER_AHEAD: usize = 1;
 
+/// `pop_ready` prefetches only when more ULTs than this wait in `ready`.
+const PREFETCH_MIN_QUEUE: usize = 8;
+
 /// Consecutive runs of the `lifo` slot before `ready` gets a turn.
 pub const LIFO_STREAK: u32 = 16;
 /// Longest an idle LWP sleeps before it searches again even if nobody woke it: a backstop
@@ -685,11 +688,15 @@ impl WorkerCtx {
     fn pop_ready(&self) -> Option<RawUlt> {
         let mut ready = self.ready.borrow_mut();
         let ult = ready.pop_front();
-        if let Some(next) = ready.front() {
-            next.prefetch();
-        }
-        if let Some(after) = ready.get(PREFETCH_HEADER_AHEAD) {
-            after.prefetch_header();
+        // A short queue's lines are still warm from the wake-ups: prefetching them only
+        // costs instructions (about 20 per channel round trip between two ULTs).
+        if ready.len() > PREFETCH_MIN_QUEUE {
+            if let Some(next) = ready.front() {
+                next.prefetch();
+            }
+            if let Some(after) = ready.get(PREFETCH_HEADER_AHEAD) {
+                after.prefetch_header();
+            }
         }
         ult
     }
