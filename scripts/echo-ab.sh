@@ -7,7 +7,8 @@
 #
 # Usage: scripts/echo-ab.sh CONNS REPS LAB:IMPL [LAB:IMPL ...]
 #   e.g. scripts/echo-ab.sh 100 5 /tmp/lab-before:lwp-mn target/release/lab:lwp-mn target/release/lab:tokio
-# Environment: WINDOW_MS (measured window, default 1000); GO_DELAY (seconds the connections
+# Environment: WINDOW_MS (measured window, default 1000); WARMUP_MS (default 200 + 30 per
+# connection, as in the lab); GO_DELAY (seconds the connections
 # sit idle before the load starts, default 0; the lab's largest count idles about 0.15 s).
 set -euo pipefail
 if [ $# -lt 3 ]; then
@@ -18,7 +19,7 @@ conns=$1 reps=$2
 shift 2
 case "$conns$reps" in *[!0-9]*) echo "echo-ab.sh: CONNS and REPS must be numbers" >&2; exit 2;; esac
 window=${WINDOW_MS:-1000}
-warmup=$((200 + conns * 30 / 1000))
+warmup=${WARMUP_MS:-$((200 + conns * 30 / 1000))}
 for _ in $(seq "$reps"); do
     for spec in "$@"; do
         lab=${spec%%:*} impl=${spec#*:}
