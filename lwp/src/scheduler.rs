@@ -6,7 +6,8 @@
 //!   producer/consumer pairs; at most [`LIFO_STREAK`] times in a row so it cannot starve
 //!   `ready`.
 //! - `ready`: started ULTs homed here (yielded, or woken here). Not stealable: a started ULT
-//!   resumes only on its home LWP (see `ult::raw`).
+//!   resumes only on its home LWP (see `ult::raw`). When it is long (thousands of
+//!   connections), popping one requests the cache lines of the next two (`pop_ready`).
 //! - `fresh`: a `crossbeam-deque` worker of never-started (or migratable) ULTs. The owner
 //!   pops the newest (LIFO: a spawn-then-join runs the child at once, on a warm stack);
 //!   idle LWPs steal the oldest.

@@ -134,9 +134,9 @@ pub struct Header {
     /// no reference-count traffic. (A ULT parked forever therefore keeps itself alive: it is
     /// leaked, as documented in the crate root.)
     parked_self: UnsafeCell<Option<RawUlt>>,
-    /// An address in the ULT's stack frame where it last parked (written by the ULT just
-    /// before it suspends, read only as a hint by [`RawUlt::prefetch`]; a stale value costs
-    /// a useless prefetch, nothing else).
+    /// The stack pointer where the ULT last parked (written by the ULT just before it
+    /// suspends, read only as a hint by [`RawUlt::prefetch`]; a stale value costs a useless
+    /// prefetch, nothing else).
     park_sp: Cell<usize>,
     sched: Arc<dyn Schedule>,
     /// Frees the cell this header starts (type-specific, like `run`).
@@ -1051,14 +1051,15 @@ impl RawUlt {
     /// the cache lines a resume reads first (its worker coroutine and the top of its parked
     /// stack), so that those misses overlap with the caller's other work instead of stalling
     /// the resume one after another. Costs a few instructions and never faults (prefetches
-    /// of any address are harmless). A scheduler calls it when it queues a woken ULT locally;
-    /// at 10,000 echo connections these lines came back cold at every wake-up.
+    /// of any address are harmless). The LWP scheduler calls it for the ULT behind the one it
+    /// is about to run, when its queue is long: at 10,000 echo connections these lines had
+    /// gone cold by each ULT's turn.
     ///
-    /// Only the party that owns the runnable ULT (the waker that won its wake-up) may call it.
+    /// Only the scheduler that holds the runnable ULT (in its run queue) may call it.
     #[inline]
     pub fn prefetch(&self) {
         let header: &Header = self;
-        // SAFETY: the caller owns the runnable ULT, so nobody runs or replaces its worker now.
+        // SAFETY: the caller holds the runnable ULT, so nobody runs or replaces its worker now.
         let worker = unsafe { (*header.worker.get()).as_ref() };
         if let Some(w) = worker {
             prefetch_line(w.inner_addr());
@@ -1067,9 +1068,9 @@ impl RawUlt {
         if sp != 0 {
             // The switch saves three words just below the parked frame's stack pointer; the
             // frames the resumed ULT returns through lie above it.
-            prefetch_line(sp - 24);
-            prefetch_line(sp + 40);
-            prefetch_line(sp + 104);
+            prefetch_line(sp.wrapping_sub(24));
+            prefetch_line(sp.wrapping_add(40));
+            prefetch_line(sp.wrapping_add(104));
         }
     }
 
