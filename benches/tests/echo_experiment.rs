@@ -54,6 +54,11 @@ fn the_target_needs_both_throughput_and_tail_latency() {
     assert!((t.rps_ratio.unwrap() - 1.05).abs() < 1e-9);
     assert!((t.p99_ratio.unwrap() - 0.95).abs() < 1e-9);
     assert_eq!(t.reps_meeting, "1/1", "repetitions are paired by index");
+    assert_eq!(
+        t.paired_rps_ratios,
+        vec![1.0],
+        "one pair: 100k against 100k"
+    );
 
     // Faster but with a worse tail: FAIL.
     let t = judge(&rows(&[(200_000.0, 1001)], &[(100_000.0, 1000)]), 100);
@@ -273,4 +278,23 @@ fn cpu_time_of_a_process_grows_while_it_computes() {
             "5 s of computing left the CPU time at {now} ns"
         );
     }
+}
+
+#[test]
+fn paired_ratios_show_the_spread_behind_the_median() {
+    let r = rows(
+        &[(90_000.0, 900), (120_000.0, 900), (100_000.0, 900)],
+        &[(100_000.0, 1000), (100_000.0, 1000), (100_000.0, 1000)],
+    );
+    let t = judge(&r, 100);
+    assert_eq!(
+        t.verdict,
+        Verdict::Pass,
+        "median 100k against 100k, p99 lower"
+    );
+    assert_eq!(t.paired_rps_ratios, vec![0.9, 1.2, 1.0]);
+    assert_eq!(t.reps_meeting, "2/3");
+    let table = echo::targets_table(&[t]);
+    let md = format!("{table:?}");
+    assert!(md.contains("0.900x") && md.contains("1.20x"), "{md}");
 }

@@ -31,7 +31,10 @@
 //! within the set-up budget still counts, and its errors column says what happened.
 //!
 //! The verdict rows judge issue 4's target from this run's medians: under many-to-many, at
-//! least tokio's requests/s and no worse p99, at 100 and at 10,000 connections.
+//! least tokio's requests/s and no worse p99, at 100 and at 10,000 connections. Beside the
+//! median ratio they give the range of the ratios of single repetition pairs (paired by
+//! index, so each pair ran minutes apart at most): a range that straddles 1 is a tie, whatever
+//! the verdict says.
 //!
 //! Called by `bin/lab.rs` (`lab echo`); everything else here is pure and tested.
 
@@ -322,6 +325,9 @@ pub struct TargetRow {
     pub verdict: Verdict,
     /// Repetitions (paired by index) that met both halves, e.g. `2/3`.
     pub reps_meeting: String,
+    /// ours / tokio requests/s of each repetition pair (paired by index): their spread says
+    /// whether the median ratio is a lead or a tie.
+    pub paired_rps_ratios: Vec<f64>,
     /// Why no verdict, or a caveat (errors in a row).
     pub note: Option<String>,
 }
@@ -391,15 +397,19 @@ pub fn judge(rows: &[EchoRow], conns: usize) -> TargetRow {
             (None, None, Verdict::Unknown)
         }
     };
-    let reps_meeting = match (ours_row, tokio_row) {
+    let (reps_meeting, paired_rps_ratios) = match (ours_row, tokio_row) {
         (Some(o), Some(t)) if ours.is_some() && tokio.is_some() => {
             let n = o.rps.len().min(t.rps.len());
             let met = (0..n)
                 .filter(|&i| o.rps[i] >= t.rps[i] && o.p99_ns[i] <= t.p99_ns[i])
                 .count();
-            format!("{met}/{n}")
+            let ratios = (0..n)
+                .filter(|&i| t.rps[i] > 0.0)
+                .map(|i| o.rps[i] / t.rps[i])
+                .collect();
+            (format!("{met}/{n}"), ratios)
         }
-        _ => "-".into(),
+        _ => ("-".into(), Vec::new()),
     };
     let errs = [ours_row, tokio_row]
         .iter()
@@ -420,6 +430,7 @@ pub fn judge(rows: &[EchoRow], conns: usize) -> TargetRow {
         rps_ratio,
         p99_ratio,
         verdict,
+        paired_rps_ratios,
         reps_meeting,
         note,
     }
@@ -776,7 +787,7 @@ pub fn targets_table(targets: &[TargetRow]) -> Table {
         "issue 4 target (many-to-many vs tokio)",
         "lwp-mn req/s, p99",
         "tokio req/s, p99",
-        "req/s ratio (>= 1)",
+        "req/s ratio (>= 1): medians (pairs min - max)",
         "p99 ratio (<= 1)",
         "verdict",
         "repetitions meeting it",
@@ -796,7 +807,17 @@ pub fn targets_table(targets: &[TargetRow]) -> Table {
             ),
             pair(r.ours),
             pair(r.tokio),
-            ratio(r.rps_ratio),
+            match (r.rps_ratio, Summary::of(&r.paired_rps_ratios)) {
+                (Some(m), Some(p)) if p.n > 1 => {
+                    format!(
+                        "{} ({} - {})",
+                        fmt_ratio(m),
+                        fmt_ratio(p.min),
+                        fmt_ratio(p.max)
+                    )
+                }
+                (m, _) => ratio(m),
+            },
             ratio(r.p99_ratio),
             format!("**{}**", r.verdict.word()),
             r.reps_meeting.clone(),
@@ -1180,12 +1201,20 @@ fn findings(
         if let (Some(a), Some(b)) = (t.rps_ratio, t.p99_ratio) {
             f.push(format!(
                 "At {} connections, many-to-many served {} tokio's requests/s with {} its p99: \
-                 the target is **{}** on this run's medians ({} repetitions met it).",
+                 the target is **{}** on this run's medians ({} repetitions met it{}).",
                 t.conns,
                 fmt_ratio(a),
                 fmt_ratio(b),
                 t.verdict.word(),
-                t.reps_meeting
+                t.reps_meeting,
+                match Summary::of(&t.paired_rps_ratios) {
+                    Some(p) if p.n > 1 => format!(
+                        "; the requests/s ratio of single repetition pairs ranged {} - {}",
+                        fmt_ratio(p.min),
+                        fmt_ratio(p.max)
+                    ),
+                    _ => String::new(),
+                }
             ));
         } else {
             f.push(format!(
