@@ -56,6 +56,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
+use crate::sys;
+
 /// Server implementations the experiment knows.
 pub const IMPLS: [&str; 5] = ["lwp-m1", "lwp-11", "lwp-mn", "tokio", "may"];
 
@@ -777,28 +779,14 @@ pub fn self_cpu_ns() -> Option<u64> {
 
 fn stat_cpu_ns(path: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(path).ok()?;
-    parse_stat_cpu_ticks(&stat).map(|ticks| ticks * 1_000_000_000 / clock_ticks_per_second())
+    parse_stat_cpu_ticks(&stat).map(|ticks| ticks * 1_000_000_000 / sys::clock_ticks_per_second())
 }
 
-/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line, in clock ticks. The
-/// command name (field 2) may hold spaces and parentheses, so fields are counted after its
-/// last `)`.
+/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line, in clock ticks (see
+/// [`sys::stat_cpu_ticks`]).
 pub fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after_comm.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
+    let [utime, stime, ..] = sys::stat_cpu_ticks(stat)?;
     Some(utime + stime)
-}
-
-fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf only reads a configuration value.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as u64
-    } else {
-        100
-    }
 }
 
 /// Opens `conns` connections to `addr` as [`run_client`] does (each served one `msg`-byte

@@ -19,7 +19,8 @@
 //!   re-raises the signal with its default action). At most one guard exists at a time.
 //!
 //! Called by `pingpong` (the switch loops), `experiments::create`, `experiments::runtime`,
-//! `probe` and `bin/lab.rs` (the limit guard).
+//! `probe`, `echo` (the CPU times of server and load generator, [`stat_cpu_ticks`]) and
+//! `bin/lab.rs` (the limit guard, and the lab's own CPU time).
 
 use std::ffi::CStr;
 use std::io;
@@ -288,6 +289,31 @@ pub fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * page_size())
+}
+
+/// Clock ticks per second, the unit of `/proc` CPU times (`sysconf(_SC_CLK_TCK)`; 100 if
+/// unknown).
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
+/// The CPU times of a `/proc/<pid>/stat` line, in clock ticks: utime, stime, cutime and
+/// cstime (fields 14-17; the last two are reaped children's). The command name (field 2)
+/// may hold spaces and parentheses, so fields are counted after its last `)`.
+pub fn stat_cpu_ticks(stat: &str) -> Option<[u64; 4]> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_comm.split_whitespace().skip(11);
+    let mut times = [0u64; 4];
+    for t in &mut times {
+        *t = fields.next()?.parse().ok()?;
+    }
+    Some(times)
 }
 
 /// The page size.

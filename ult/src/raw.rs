@@ -361,6 +361,7 @@ pub(crate) mod workers {
         }
 
         /// The address of the boxed coroutine (for a prefetch; not dereferenced).
+        #[inline]
         pub(crate) fn inner_addr(&self) -> usize {
             &*self.0 as *const Inner as usize
         }

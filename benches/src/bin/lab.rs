@@ -246,9 +246,7 @@ struct CpuTimes {
 }
 
 fn cpu_times() -> Option<CpuTimes> {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = if hz > 0 { hz as f64 } else { 100.0 };
+    let hz = benches::sys::clock_ticks_per_second() as f64;
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let cpu: Vec<f64> = stat
         .lines()
@@ -263,18 +261,12 @@ fn cpu_times() -> Option<CpuTimes> {
     }
     let busy = cpu[0] + cpu[1] + cpu[2] + cpu[5] + cpu[6];
     let own = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after = own.rsplit_once(')')?.1;
-    let f: Vec<f64> = after
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // After ")" come state (not numeric, so filtered out), ppid, pgrp, session, tty_nr, tpgid,
-    // flags, minflt, cminflt, majflt, cmajflt, utime, stime, cutime, cstime: utime is index 10.
-    let ours = f.get(10)? + f.get(11)? + f.get(12)? + f.get(13)?;
+    // Our own time and that of the children we reaped (the peers).
+    let ours: u64 = benches::sys::stat_cpu_ticks(&own)?.iter().sum();
     Some(CpuTimes {
         machine_busy: busy / hz,
         steal: cpu[7] / hz,
-        ours: ours / hz,
+        ours: ours as f64 / hz,
     })
 }
 
