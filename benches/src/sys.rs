@@ -294,13 +294,7 @@ pub fn rss_bytes() -> Option<u64> {
 /// Clock ticks per second, the unit of `/proc` CPU times (`sysconf(_SC_CLK_TCK)`; 100 if
 /// unknown).
 pub fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as u64
-    } else {
-        100
-    }
+    sysconf_or(libc::_SC_CLK_TCK, 100)
 }
 
 /// The CPU times of a `/proc/<pid>/stat` line, in clock ticks: utime, stime, cutime and
@@ -318,12 +312,17 @@ pub fn stat_cpu_ticks(stat: &str) -> Option<[u64; 4]> {
 
 /// The page size.
 pub fn page_size() -> u64 {
+    sysconf_or(libc::_SC_PAGESIZE, 4096)
+}
+
+/// A positive `sysconf` value, or `default`.
+fn sysconf_or(name: libc::c_int, default: u64) -> u64 {
     // SAFETY: sysconf has no preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 {
-        p as u64
+    let v = unsafe { libc::sysconf(name) };
+    if v > 0 {
+        v as u64
     } else {
-        4096
+        default
     }
 }
 
