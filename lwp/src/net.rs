@@ -162,7 +162,7 @@ impl Io {
     /// Waits until `fd` may be ready in `dir`; false if the deadline passed.
     fn wait(&self, fd: RawFd, dir: Dir, deadline: Option<Instant>) -> io::Result<bool> {
         match self.source(fd)? {
-            Some(source) => Ok(source.wait(dir, deadline)),
+            Some(source) => Ok(source.wait(dir, deadline, self as *const Io as usize)),
             None => poll_fd_blocking(fd, dir, deadline),
         }
     }
@@ -183,7 +183,7 @@ impl Io {
                 if !source.edge_pending(Dir::Read) {
                     // Drained, and no edge since: wait for one (the retry below handles a
                     // timeout).
-                    source.wait(Dir::Read, deadline);
+                    source.wait(Dir::Read, deadline, self as *const Io as usize);
                 }
             }
         }
