@@ -68,6 +68,10 @@ pub(crate) enum Dir {
 #[repr(C)]
 struct Direction {
     ready: AtomicBool,
+    /// Where the last recorded waiter's header is (`Unparker::prefetch_addr`), written under
+    /// the lock and read without it by the poll loop, which prefetches the headers of the
+    /// ULTs it is about to wake: only a hint, stale once that waiter is gone.
+    waiter_hint: AtomicUsize,
     waiters: Mutex<Waiters>,
 }
 
@@ -96,6 +100,15 @@ impl Waiters {
 }
 
 impl Direction {
+    /// A direction that may be ready: a new source's first system call finds out.
+    fn new_ready() -> Direction {
+        Direction {
+            ready: AtomicBool::new(true),
+            waiter_hint: AtomicUsize::new(0),
+            waiters: Mutex::new(Waiters::default()),
+        }
+    }
+
     /// Consumes a pending edge: true if there was one. A plain load first, so a direction
     /// without one costs no locked instruction. Acquire (with the swap): pairs with the
     /// release in `fire`.
@@ -191,7 +204,9 @@ impl Source {
             if d.take_edge() {
                 return true; // an edge arrived since our last attempt: retry now
             }
-            w.add(ult::unparker());
+            let me = ult::unparker();
+            d.waiter_hint.store(me.prefetch_addr(), Ordering::Relaxed);
+            w.add(me);
         }
         // Taken before the park, so the wake-up reaches the counter (hot on this LWP)
         // through the parked stack rather than through this source's cold first line.
@@ -215,6 +230,19 @@ impl Source {
         // and failed with `EWOULDBLOCK`, return at once for one more failing call.
         let edge = d.take_edge();
         in_time || edge
+    }
+
+    /// Starts fetching the headers of the ULTs that the poll loop is about to wake in the
+    /// given directions (see `Direction::waiter_hint`).
+    fn prefetch_waiters(&self, read: bool, write: bool) {
+        for (wanted, d) in [(read, &self.read), (write, &self.write)] {
+            let header = d.waiter_hint.load(Ordering::Relaxed);
+            if wanted && header != 0 {
+                // The run state in the first line, the scheduler to wake in the second.
+                ult::raw::prefetch_line(header);
+                ult::raw::prefetch_line(header + 64);
+            }
+        }
     }
 
     /// Forgets an edge in `dir`, if one is pending: for a caller about to make a system call
@@ -389,14 +417,8 @@ impl Reactor {
                     fd,
                     key,
                     reactor: self.clone(),
-                    read: Direction {
-                        ready: AtomicBool::new(true),
-                        waiters: Mutex::new(Waiters::default()),
-                    },
-                    write: Direction {
-                        ready: AtomicBool::new(true),
-                        waiters: Mutex::new(Waiters::default()),
-                    },
+                    read: Direction::new_ready(),
+                    write: Direction::new_ready(),
                     unlinked: AtomicBool::new(false),
                 })
             })
@@ -466,15 +488,23 @@ impl Reactor {
                 polling.ready.push((source, readable, writable));
             }
         }
-        let n = polling.ready.len();
-        for (source, readable, writable) in polling.ready.drain(..) {
-            if readable {
+        let ready = &mut polling.ready;
+        for i in 0..ready.len() {
+            // Each wake-up's first touch of its ULT's header is a cache miss at 10,000
+            // connections; start it a few wake-ups early.
+            if let Some((later, readable, writable)) = ready.get(i + PREFETCH_EVENTS_AHEAD) {
+                later.prefetch_waiters(*readable, *writable);
+            }
+            let (source, readable, writable) = &ready[i];
+            if *readable {
                 source.read.fire();
             }
-            if writable {
+            if *writable {
                 source.write.fire();
             }
         }
+        let n = ready.len();
+        ready.clear();
         n
     }
 

@@ -49,6 +49,16 @@ impl Unparker {
         }
     }
 
+    /// The address of the target ULT's header, for a prefetch hint before an `unpark` that
+    /// comes soon ([`raw::prefetch_line`]); 0 for a kernel thread.
+    #[inline]
+    pub fn prefetch_addr(&self) -> usize {
+        match &self.target {
+            Target::Ult(u) => u.header_addr(),
+            Target::Thread(_) => 0,
+        }
+    }
+
     /// Whether the target is a ULT (as opposed to a plain kernel thread).
     pub fn is_ult(&self) -> bool {
         matches!(self.target, Target::Ult(_))

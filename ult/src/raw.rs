@@ -1296,6 +1296,12 @@ impl RawUlt {
         Unparker::for_ult(self.clone())
     }
 
+    /// The address of the ULT's header, for a prefetch hint ([`prefetch_line`]).
+    #[inline]
+    pub fn header_addr(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
     /// Whether two handles refer to the same ULT.
     pub fn ptr_eq(&self, other: &RawUlt) -> bool {
         self.0 == other.0
