@@ -681,8 +681,8 @@ impl WorkerCtx {
     }
 
     /// The front of `ready`, with the next two ULTs' cache lines requested on the way (a
-    /// two-stage software pipeline: the header of the one after next now, the worker and
-    /// stack of the next one, whose header the previous call requested). With thousands of
+    /// two-stage software pipeline: the header of the one after next now, the worker, stack
+    /// and wake hints of the next one, whose header the previous call requested). With thousands of
     /// connections the queue is long and each ULT's lines have gone cold by its turn; the
     /// prefetches let them arrive while the ULT popped now runs.
     #[inline]

@@ -1434,10 +1434,9 @@ pub(crate) fn yield_current() -> bool {
 
 /// Records up to two addresses (0 for none), each the start of 64 bytes that the running ULT
 /// will read first when it wakes from its next park, outside its own stack: its scheduler
-/// may prefetch them while
-/// the ULT ahead of it in the run queue runs ([`RawUlt::prefetch`]). Only a hint: it changes
-/// no behaviour, stays until the next call (a stale hint costs a useless prefetch), and does
-/// nothing outside a ULT. For wait primitives whose wake-up reads heap objects that go cold
+/// may prefetch them while the ULT ahead of it in the run queue runs ([`RawUlt::prefetch`]).
+/// Only a hint: it changes no behaviour, stays until the next call (a stale hint costs a
+/// useless prefetch), and does nothing outside a ULT. For wait primitives whose wake-up reads heap objects that go cold
 /// while many ULTs wait (the reactor records the socket's state and its readiness flags).
 #[inline]
 pub fn set_wake_hints(first: usize, second: usize) {
