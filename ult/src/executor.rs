@@ -28,21 +28,42 @@
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
 
 use crate::timer::TimerQueue;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::raw::{self, Header, Nest, RawUlt, Resumed, Schedule, Spec};
+use crate::raw::{self, Header, Nest, RawUlt, Resumed, SchedRef, Schedule, Spec};
 use crate::{JoinHandle, Unparker};
 
 /// State shared with other threads: the inbox of remote wake-ups.
+///
+/// Every ULT of the executor holds a tracked handle to it ([`SchedRef::tracked`]): counted
+/// in `Local::handles` on the executor thread while it runs (no locked instruction) and in
+/// `remote_handles` elsewhere. When the run ends with handles still out (a ULT parked
+/// forever, a join handle that left `run`), the `Shared` is leaked with them, as those ULTs
+/// are; otherwise it is freed.
 struct Shared {
     id: u64,
     inbox: Mutex<Vec<RawUlt>>,
     inbox_nonempty: AtomicBool,
     thread: std::thread::Thread,
+    /// Tracked handles made minus dropped away from the running executor's thread.
+    remote_handles: AtomicIsize,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// `Shared`s created on this thread and not yet freed (tests of the leak-or-free rule).
+    static LIVE_SHARED: Cell<isize> = const { Cell::new(0) };
+}
+
+#[cfg(test)]
+impl Drop for Shared {
+    fn drop(&mut self) {
+        LIVE_SHARED.with(|n| n.set(n.get() - 1));
+    }
 }
 
 /// The FIFO run queue: a ring of one-word slots whose capacity is a power of two, so a push
@@ -135,6 +156,8 @@ struct Local {
     id: u64,
     queue: RunQueue,
     timers: RefCell<TimerQueue>,
+    /// Tracked handles to `Shared` made minus dropped on this thread during the run.
+    handles: Cell<isize>,
 }
 
 thread_local! {
@@ -222,6 +245,22 @@ impl Schedule for Shared {
     fn cancel_timer(&self, key: u64) {
         with_local(self.id, |l| l.timers.borrow_mut().cancel(key));
     }
+
+    #[inline]
+    fn retain_handle(&self) {
+        if with_local(self.id, |l| l.handles.set(l.handles.get() + 1)).is_none() {
+            self.remote_handles.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    fn release_handle(&self) {
+        if with_local(self.id, |l| l.handles.set(l.handles.get() - 1)).is_none() {
+            // Release: this handle's uses of `self` happen before the check in `try_run`
+            // that may free it (acquire).
+            self.remote_handles.fetch_sub(1, Ordering::Release);
+        }
+    }
 }
 
 /// Runs `f` as the first ULT of a many-to-one executor on the calling kernel thread and
@@ -260,33 +299,51 @@ where
         ));
     }
     let id = NEXT_EXECUTOR.fetch_add(1, Ordering::Relaxed);
-    let shared = Arc::new(Shared {
+    let shared = Box::new(Shared {
         id,
         inbox: Mutex::new(Vec::new()),
         inbox_nonempty: AtomicBool::new(false),
         thread: std::thread::current(),
+        remote_handles: AtomicIsize::new(0),
     });
+    #[cfg(test)]
+    LIVE_SHARED.with(|n| n.set(n.get() + 1));
     let local = Local {
         id,
         queue: RunQueue::default(),
         timers: RefCell::new(TimerQueue::default()),
+        handles: Cell::new(0),
     };
     crate::raw::prepare_thread();
     // Declared after `local`, so it is dropped (restoring LOCAL) before `local` is.
     let _restore = LocalGuard(LOCAL.with(|l| l.replace(&local as *const Local)));
-    let sched: Arc<dyn Schedule> = shared.clone();
-    let (raw, root) = builder.spawn_with(sched, f)?;
-    shared.push(raw);
-    event_loop(&shared, &local, &root);
-    // Cancel what is still queued, on this thread (their home).
-    loop {
-        let next = local.queue.pop();
-        match next {
-            Some(u) => u.cancel(),
-            None => break,
+    // SAFETY: `shared` is boxed (it does not move) and freed below only when no tracked
+    // handle to it is left; otherwise it is leaked.
+    let sched = unsafe { SchedRef::tracked(&*shared) };
+    let spawned = builder.spawn_with_ref(sched, f);
+    let result = spawned.map(|(raw, root)| {
+        shared.push(raw);
+        event_loop(&shared, &local, &root);
+        // Cancel what is still queued, on this thread (their home).
+        loop {
+            let next = local.queue.pop();
+            match next {
+                Some(u) => u.cancel(),
+                None => break,
+            }
         }
+        root.join()
+    });
+    // Still inside the run (LOCAL is set), so every handle made or dropped on this thread
+    // so far is in `local.handles`. Acquire: pairs with the release in `release_handle`.
+    let live = local.handles.get() + shared.remote_handles.load(Ordering::Acquire);
+    if live == 0 {
+        drop(shared);
+    } else {
+        // Parked or escaped ULTs still point at it (and may use it, say, to be woken).
+        Box::leak(shared);
     }
-    Ok(root.join())
+    result
 }
 
 /// Timers are checked every this many resumes (and whenever the queue runs dry), so a busy
@@ -497,7 +554,7 @@ mod tests {
 
     /// A never-run ULT to fill the ring with (dropping it runs no code of its own).
     fn ult_numbered(n: usize) -> crate::raw::RawUlt {
-        let sched: Arc<dyn crate::raw::Schedule> = Arc::new(NoSched);
+        let sched = crate::raw::SchedRef::counted(Arc::new(NoSched));
         let spec = crate::raw::Spec {
             name: Some(n.to_string()),
             ..Default::default()
@@ -516,6 +573,52 @@ mod tests {
             0
         }
         fn cancel_timer(&self, _: u64) {}
+    }
+
+    fn live_shared() -> isize {
+        super::LIVE_SHARED.with(|n| n.get())
+    }
+
+    #[test]
+    fn a_run_whose_ults_are_all_gone_frees_its_shared_state() {
+        let before = live_shared();
+        let sum = crate::run(|| {
+            let handles: Vec<_> = (0..50u64).map(|i| crate::spawn(move || i)).collect();
+            crate::yield_now();
+            handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+        });
+        assert_eq!(sum, 1225);
+        // A spawn that fails (bad name) drops its handle again.
+        assert!(crate::try_run(crate::Builder::new().name("a\0b".into()), || ()).is_err());
+        assert_eq!(live_shared(), before);
+    }
+
+    #[test]
+    fn a_join_handle_that_leaves_run_keeps_the_shared_state_alive() {
+        let before = live_shared();
+        // The event loop runs the queue dry before it looks at the root, so the child ran.
+        let handle = crate::run(|| crate::spawn(|| 7));
+        assert_eq!(live_shared(), before + 1, "leaked while the handle lives");
+        assert!(handle.is_finished());
+        assert_eq!(handle.join().unwrap(), 7);
+    }
+
+    #[test]
+    fn a_ult_parked_past_the_end_of_run_can_still_be_unparked_from_another_thread() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        crate::run(move || {
+            crate::spawn(move || {
+                tx.send(crate::unparker()).unwrap();
+                crate::park();
+                unreachable!("its executor is gone; nothing resumes it");
+            });
+            crate::yield_now();
+        });
+        let unparker = rx.recv().unwrap();
+        // Goes to the leaked executor's inbox; nobody drains it, nothing breaks.
+        std::thread::spawn(move || unparker.unpark())
+            .join()
+            .unwrap();
     }
 
     #[test]

@@ -171,6 +171,19 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        self.spawn_with_ref(raw::SchedRef::counted(sched), f)
+    }
+
+    /// [`Builder::spawn_with`] with any kind of scheduler handle.
+    pub(crate) fn spawn_with_ref<F, T>(
+        self,
+        sched: raw::SchedRef,
+        f: F,
+    ) -> io::Result<(raw::RawUlt, JoinHandle<T>)>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
         let (raw, cell) = raw::create(self.into_spec()?, sched, f)?;
         Ok((raw, JoinHandle::new(cell)))
     }

@@ -80,6 +80,89 @@ pub trait Schedule: Send + Sync + 'static {
     fn add_timer(&self, deadline: Instant, unparker: Unparker) -> u64;
     /// Cancels a timer that may already have fired (then this is a no-op).
     fn cancel_timer(&self, key: u64);
+    /// A tracked handle to this scheduler was made ([`SchedRef::tracked`], or a clone of
+    /// one). Only a scheduler that hands out tracked handles needs this: it must count them.
+    fn retain_handle(&self) {}
+    /// A tracked handle to this scheduler was dropped; this call is the handle's last access
+    /// to it.
+    fn release_handle(&self) {}
+}
+
+/// A ULT's handle to its scheduler ([`Header::scheduler`]; it dereferences to the
+/// [`Schedule`]). Either counted, like the `Arc` it wraps, or tracked: borrowed from a
+/// scheduler that keeps itself alive by counting its handles through
+/// [`Schedule::retain_handle`] and [`Schedule::release_handle`]. The many-to-one executor
+/// uses tracked handles, counted without a locked instruction on its own thread: cloning the
+/// `Arc` for every new ULT and dropping it with the ULT were two of the four locked
+/// instructions of a pooled spawn+join, about a fifth of its time (`perf annotate` of
+/// `ult/examples/spawnjoin`).
+pub struct SchedRef(SchedKind);
+
+enum SchedKind {
+    Counted(Arc<dyn Schedule>),
+    Tracked(NonNull<dyn Schedule>),
+}
+
+// SAFETY: the pointee is `Send + Sync` (the trait's bounds), and a tracked one stays alive
+// while any handle to it exists (the contract of `SchedRef::tracked`).
+unsafe impl Send for SchedRef {}
+// SAFETY: as for `Send`; a shared handle only hands out `&dyn Schedule`.
+unsafe impl Sync for SchedRef {}
+
+impl SchedRef {
+    /// A handle that keeps `sched` alive by its reference count.
+    pub fn counted(sched: Arc<dyn Schedule>) -> SchedRef {
+        SchedRef(SchedKind::Counted(sched))
+    }
+
+    /// A tracked handle to `sched`, which hears of it (and of every clone) through
+    /// [`Schedule::retain_handle`], and of every drop through [`Schedule::release_handle`].
+    ///
+    /// # Safety
+    /// `sched` must stay alive (and not move) until the last handle made from it, by this
+    /// call or by cloning, is dropped: it learns of each, and must count them.
+    pub unsafe fn tracked(sched: &(dyn Schedule + 'static)) -> SchedRef {
+        sched.retain_handle();
+        SchedRef(SchedKind::Tracked(NonNull::from(sched)))
+    }
+}
+
+impl Clone for SchedRef {
+    #[inline]
+    fn clone(&self) -> SchedRef {
+        match &self.0 {
+            SchedKind::Counted(sched) => SchedRef(SchedKind::Counted(sched.clone())),
+            SchedKind::Tracked(sched) => {
+                // SAFETY: alive while `self` exists (`tracked`'s contract).
+                unsafe { sched.as_ref() }.retain_handle();
+                SchedRef(SchedKind::Tracked(*sched))
+            }
+        }
+    }
+}
+
+impl Drop for SchedRef {
+    #[inline]
+    fn drop(&mut self) {
+        if let SchedKind::Tracked(sched) = &self.0 {
+            // SAFETY: alive until this call returns (`tracked`'s contract); nothing touches
+            // it afterwards.
+            unsafe { sched.as_ref() }.release_handle();
+        }
+    }
+}
+
+impl std::ops::Deref for SchedRef {
+    type Target = dyn Schedule;
+
+    #[inline]
+    fn deref(&self) -> &(dyn Schedule + 'static) {
+        match &self.0 {
+            SchedKind::Counted(sched) => &**sched,
+            // SAFETY: alive while `self` exists (`tracked`'s contract).
+            SchedKind::Tracked(sched) => unsafe { sched.as_ref() },
+        }
+    }
 }
 
 /// Identifier of a ULT, unique within the process.
@@ -143,7 +226,7 @@ pub struct Header {
     /// hint by [`RawUlt::prefetch`], like `park_sp`). They open the second cache line, which
     /// [`RawUlt::prefetch_header`] fetches with the first.
     wake_hints: [Cell<usize>; 2],
-    sched: Arc<dyn Schedule>,
+    sched: SchedRef,
     /// Frees the cell this header starts (type-specific, like `run`).
     drop_cell: unsafe fn(NonNull<Header>),
     /// Runs the ULT's closure and stores its result (called once, on its worker).
@@ -895,11 +978,7 @@ impl Default for Spec {
 
 /// Creates a ULT that will run `f` and report to `sched`. Returns the runnable handle (for
 /// the scheduler) and the typed cell (for the join handle).
-pub(crate) fn create<F, T>(
-    spec: Spec,
-    sched: Arc<dyn Schedule>,
-    f: F,
-) -> io::Result<(RawUlt, CellRef<T>)>
+pub(crate) fn create<F, T>(spec: Spec, sched: SchedRef, f: F) -> io::Result<(RawUlt, CellRef<T>)>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -964,7 +1043,7 @@ impl Header {
 
     /// The scheduler that runs this ULT.
     #[inline]
-    pub fn scheduler(&self) -> &Arc<dyn Schedule> {
+    pub fn scheduler(&self) -> &SchedRef {
         &self.sched
     }
 
