@@ -978,6 +978,7 @@ impl Default for Spec {
 
 /// Creates a ULT that will run `f` and report to `sched`. Returns the runnable handle (for
 /// the scheduler) and the typed cell (for the join handle).
+#[inline]
 pub(crate) fn create<F, T>(spec: Spec, sched: SchedRef, f: F) -> io::Result<(RawUlt, CellRef<T>)>
 where
     F: FnOnce() -> T + Send + 'static,
