@@ -39,7 +39,9 @@
 //! - **Migration**: a started ULT resumes only on the kernel thread it last ran on, unless its
 //!   spawner opted in with the `unsafe` [`Builder::migratable`]; see [`raw`].
 //! - A ULT that is parked forever when its runtime goes away is leaked (its stack is not
-//!   unwound on a foreign thread), like a thread left running at exit.
+//!   unwound on a foreign thread), like a thread left running at exit. Under [`run`], so is
+//!   the executor's small shared state (its inbox) while any such ULT, or a join handle that
+//!   left `run`, still points at it.
 
 #![warn(
     missing_docs,
