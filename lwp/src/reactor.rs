@@ -204,9 +204,9 @@ impl Source {
     /// Parks the calling ULT until `dir` may be ready (or `deadline` passes). Returns false
     /// if the deadline passed. The caller retries its system call either way. `caller_state`
     /// is the address of what the caller reads first after the wait (its socket's state), 0
-    /// for nothing: it and the direction's flag become the ULT's wake hints, which the
-    /// scheduler prefetches when the ULT's turn comes near in a long run queue (at 10,000
-    /// echo connections both had gone cold by then).
+    /// for nothing: it and this source's first 64 bytes (see the type) become the ULT's wake
+    /// hints, which the scheduler prefetches when the ULT's turn comes near in a long run
+    /// queue (at 10,000 echo connections both had gone cold by then).
     pub(crate) fn wait(&self, dir: Dir, deadline: Option<Instant>, caller_state: usize) -> bool {
         let d = self.direction(dir);
         {

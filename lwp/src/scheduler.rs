@@ -682,9 +682,9 @@ impl WorkerCtx {
 
     /// The front of `ready`, with the next two ULTs' cache lines requested on the way (a
     /// two-stage software pipeline: the header of the one after next now, the worker, stack
-    /// and wake hints of the next one, whose header the previous call requested). With thousands of
-    /// connections the queue is long and each ULT's lines have gone cold by its turn; the
-    /// prefetches let them arrive while the ULT popped now runs.
+    /// and wake hints of the next one, whose header the previous call requested). With
+    /// thousands of connections the queue is long and each ULT's lines have gone cold by its
+    /// turn; the prefetches let them arrive while the ULT popped now runs.
     #[inline]
     fn pop_ready(&self) -> Option<RawUlt> {
         let mut ready = self.ready.borrow_mut();

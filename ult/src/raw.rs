@@ -1516,8 +1516,9 @@ pub(crate) fn yield_current() -> bool {
 /// will read first when it wakes from its next park, outside its own stack: its scheduler
 /// may prefetch them while the ULT ahead of it in the run queue runs ([`RawUlt::prefetch`]).
 /// Only a hint: it changes no behaviour, stays until the next call (a stale hint costs a
-/// useless prefetch), and does nothing outside a ULT. For wait primitives whose wake-up reads heap objects that go cold
-/// while many ULTs wait (the reactor records the socket's state and its readiness flags).
+/// useless prefetch), and does nothing outside a ULT. For wait primitives whose wake-up
+/// reads heap objects that go cold while many ULTs wait (the reactor names the socket's
+/// state and its source).
 #[inline]
 pub fn set_wake_hints(first: usize, second: usize) {
     if let Some(header) = current_header() {
