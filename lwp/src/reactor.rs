@@ -35,8 +35,8 @@
 //! socket's `Io` and the source again). They are requested ahead of use: the poll loop
 //! prefetches the sources and then the waiters' headers of the events a few places ahead
 //! (`Slab::prefetch`, `Direction::waiter_hint`), and a waiting ULT names its `Io` and its
-//! source as wake hints (`ult::raw::set_wake_hints`), which the scheduler's prefetch pipeline
-//! fetches while the ULT ahead of it runs. Measured with `perf record -e cpu-clock` on the
+//! source as wake hints (`ult::raw::unparker_with_wake_hints`), which the scheduler's
+//! prefetch pipeline fetches while the ULT ahead of it runs. Measured with `perf record -e cpu-clock` on the
 //! echo server at 10,000 connections, three interleaved runs each: user-space share of the
 //! server's time 13.0-14.3% before, 10.4-11.3% after, against tokio's 11.7-12.3%.
 //!
@@ -214,7 +214,8 @@ impl Source {
             if d.take_edge() {
                 return true; // an edge arrived since our last attempt: retry now
             }
-            let me = ult::unparker();
+            let me =
+                ult::raw::unparker_with_wake_hints(caller_state, self as *const Source as usize);
             d.waiter_hint.store(me.prefetch_addr(), Ordering::Relaxed);
             w.add(me);
         }
@@ -222,7 +223,6 @@ impl Source {
         // through the parked stack rather than through this source's cold first line.
         let waiting_ults: &AtomicUsize = &self.reactor.waiting_ults;
         waiting_ults.fetch_add(1, Ordering::Relaxed);
-        ult::raw::set_wake_hints(caller_state, self as *const Source as usize);
         let in_time = match deadline {
             Some(dl) => {
                 ult::park_deadline(dl);

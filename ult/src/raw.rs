@@ -222,9 +222,9 @@ pub struct Header {
     /// prefetch, nothing else).
     park_sp: Cell<usize>,
     /// Two addresses the ULT reads first when it wakes from its current park, outside its
-    /// stack (written by the ULT before it parks, through [`set_wake_hints`]; read only as a
-    /// hint by [`RawUlt::prefetch`], like `park_sp`). They open the second cache line, which
-    /// [`RawUlt::prefetch_header`] fetches with the first.
+    /// stack (written by the ULT before it parks, through [`unparker_with_wake_hints`]; read
+    /// only as a hint by [`RawUlt::prefetch`], like `park_sp`). They open the second cache
+    /// line, which [`RawUlt::prefetch_header`] fetches with the first.
     wake_hints: [Cell<usize>; 2],
     sched: SchedRef,
     /// Frees the cell this header starts (type-specific, like `run`).
@@ -1512,18 +1512,23 @@ pub(crate) fn yield_current() -> bool {
     true
 }
 
-/// Records up to two addresses (0 for none), each the start of 64 bytes that the running ULT
-/// will read first when it wakes from its next park, outside its own stack: its scheduler
-/// may prefetch them while the ULT ahead of it in the run queue runs ([`RawUlt::prefetch`]).
-/// Only a hint: it changes no behaviour, stays until the next call (a stale hint costs a
-/// useless prefetch), and does nothing outside a ULT. For wait primitives whose wake-up
-/// reads heap objects that go cold while many ULTs wait (the reactor names the socket's
-/// state and its source).
+/// An unparker for the caller (as [`crate::unparker`]) that also records up to two addresses
+/// (0 for none), each the start of 64 bytes that the running ULT will read first when it
+/// wakes from its next park, outside its own stack: its scheduler may prefetch them while the
+/// ULT ahead of it in the run queue runs ([`RawUlt::prefetch`]). The hints are only hints:
+/// they change no behaviour, stay until the next such call (a stale hint costs a useless
+/// prefetch), and outside a ULT there are none. For wait primitives whose wake-up reads heap
+/// objects that go cold while many ULTs wait (the reactor names the socket's state and its
+/// source); one look-up of the running ULT serves both purposes.
 #[inline]
-pub fn set_wake_hints(first: usize, second: usize) {
-    if let Some(header) = current_header() {
-        header.wake_hints[0].set(first);
-        header.wake_hints[1].set(second);
+pub fn unparker_with_wake_hints(first: usize, second: usize) -> Unparker {
+    match current_raw() {
+        Some(me) => {
+            me.wake_hints[0].set(first);
+            me.wake_hints[1].set(second);
+            me.unparker()
+        }
+        None => crate::unparker(),
     }
 }
 
