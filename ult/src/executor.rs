@@ -456,7 +456,26 @@ fn run_until(nest: &Nest, mut done: impl FnMut() -> bool) -> bool {
 /// finished (true), or until nothing is runnable (false: the caller registers as the child's
 /// waiter and parks). A join that helps this way needs no waiter, no unpark and no token.
 fn nested_join(nest: &Nest, child: &Header) -> bool {
-    run_until(nest, || child.is_finished())
+    // SAFETY: as in `nested_yield`.
+    let ctx = unsafe { &*(nest.data as *const NestCtx<'_>) };
+    let child_addr = child as *const Header as usize;
+    loop {
+        ctx.poll();
+        match ctx.pop() {
+            Some(ult) if ult.header_addr() == child_addr => {
+                // SAFETY: `ult` is this call's `child`, whose join handle the lender holds
+                // until we return (`Nest::on_join`'s contract); the rest is `run_nested`'s.
+                if let Some(ult) = unsafe { ult.resume_nested_joined() } {
+                    ctx.local.queue.push(ult);
+                }
+            }
+            Some(ult) => ctx.run_nested(ult),
+            None => return false,
+        }
+        if child.is_finished() {
+            return true;
+        }
+    }
 }
 
 /// `park` of a ULT the event loop resumed: run queued ULTs on its stack until its unpark
@@ -619,6 +638,71 @@ mod tests {
         std::thread::spawn(move || unparker.unpark())
             .join()
             .unwrap();
+    }
+
+    fn live_cells() -> isize {
+        crate::raw::LIVE_CELLS.with(|n| n.get())
+    }
+
+    #[test]
+    fn a_nested_join_frees_the_child_once_whether_or_not_others_hold_it() {
+        crate::run(|| {
+            let before = live_cells();
+            // Only the join handle and the queue hold the child: the plain-store completion.
+            for i in 0..100u64 {
+                let h = crate::spawn(move || format!("child {i}"));
+                assert_eq!(h.join().unwrap(), format!("child {i}"));
+            }
+            assert_eq!(live_cells(), before);
+            // A third reference (a `Ult` handle) takes the locked completion; the cell lives
+            // until that handle goes too.
+            let h = crate::spawn(|| 5);
+            let extra = h.ult();
+            assert_eq!(h.join().unwrap(), 5);
+            assert_eq!(live_cells(), before + 1);
+            drop(extra);
+            assert_eq!(live_cells(), before);
+            // A child that yields and parks while joined, behind another queued ULT.
+            let unparker = Arc::new(std::sync::Mutex::new(None));
+            let slot = unparker.clone();
+            let first = crate::spawn(crate::yield_now);
+            let h = crate::spawn(move || {
+                crate::yield_now();
+                crate::park();
+                9
+            });
+            let waker = crate::spawn(move || {
+                crate::yield_now();
+                crate::yield_now();
+                let taken = slot.lock().unwrap().take();
+                taken.map(|u: crate::Unparker| u.unpark())
+            });
+            *unparker.lock().unwrap() = Some(h.ult().unparker());
+            assert_eq!(h.join().unwrap(), 9);
+            first.join().unwrap();
+            assert!(
+                waker.join().unwrap().is_some(),
+                "the waker found the unparker"
+            );
+            assert_eq!(live_cells(), before);
+        });
+    }
+
+    #[test]
+    fn a_nested_join_completes_while_another_thread_drops_its_handle() {
+        crate::run(|| {
+            for i in 0..200u32 {
+                let h = crate::spawn(move || i);
+                let extra = h.ult();
+                // The other thread drops its reference at about the time the child completes.
+                let t = std::thread::spawn(move || drop(extra));
+                if i % 2 == 0 {
+                    crate::yield_now();
+                }
+                assert_eq!(h.join().unwrap(), i);
+                t.join().unwrap();
+            }
+        });
     }
 
     #[test]

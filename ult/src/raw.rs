@@ -333,6 +333,15 @@ unsafe fn drop_cell<T, F>(header: NonNull<Header>) {
         ptr::drop_in_place(cell.as_ptr());
         cells::free(cell.cast(), Layout::new::<UltCellF<T, F>>());
     }
+    #[cfg(test)]
+    LIVE_CELLS.with(|n| n.set(n.get() - 1));
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Cells made minus cells freed on this thread (tests check that completions free what
+    /// they should, exactly once).
+    pub(crate) static LIVE_CELLS: Cell<isize> = const { Cell::new(0) };
 }
 
 /// Runs the ULT of a cell made by [`create`] on the calling worker: takes the closure out,
@@ -870,7 +879,9 @@ pub struct Nest {
     /// true) or nothing is left to run (returns false: the caller must really park).
     pub on_park: fn(&Nest, &Header) -> bool,
     /// Runs queued ULTs until the ULT `child` has finished (true) or nothing is left to run
-    /// (false: the caller must wait for it the ordinary way).
+    /// (false: the caller must wait for it the ordinary way). Only `JoinHandle::join` calls
+    /// it, with its own ULT as `child`: `child`'s join handle is held, unused, by the lending
+    /// ULT until the call returns (what [`RawUlt::resume_nested_joined`] needs).
     pub on_join: fn(&Nest, &Header) -> bool,
     /// The scheduler's own state, for the three functions above.
     pub data: *const (),
@@ -989,6 +1000,8 @@ where
     let guard = worker.guard_range();
     let stack_size = worker.stack_size();
     let cell: NonNull<UltCellF<T, F>> = cells::alloc(Layout::new::<UltCellF<T, F>>()).cast();
+    #[cfg(test)]
+    LIVE_CELLS.with(|n| n.set(n.get() + 1));
     // SAFETY: `cell` is a fresh allocation with the layout of `UltCellF<T, F>`.
     unsafe {
         cell.as_ptr().write(UltCellF {
@@ -1238,6 +1251,53 @@ impl RawUlt {
                 None
             }
         }
+    }
+
+    /// [`RawUlt::resume_nested`] for the ULT that the lender waits for in [`Nest::on_join`]
+    /// (its `child`). When the ULT finishes while its count holds only two references, the
+    /// scheduler's (this one) and the lender's join handle, nobody else can touch the count
+    /// (a reference is made only from another, and both are on this thread, the handle in a
+    /// suspended frame), so completing is a plain store instead of a locked read-modify-write:
+    /// the last locked instruction of a nested spawn and join.
+    ///
+    /// # Safety
+    /// [`RawUlt::resume_nested`]'s contract, and `self` must be the `child` of the `on_join`
+    /// call that runs this: its join handle is then held, unused, by the suspended lender
+    /// until that call returns.
+    #[inline(always)]
+    pub unsafe fn resume_nested_joined(self) -> Option<RawUlt> {
+        let outcome = self.switch_in::<true>();
+        match outcome {
+            CoroutineResult::Yield(Switch::Yield) => Some(self),
+            CoroutineResult::Yield(Switch::Park) => match self.after_park_outlined() {
+                Resumed::Runnable(me) => Some(me),
+                _ => None,
+            },
+            CoroutineResult::Yield(Switch::Finished) | CoroutineResult::Return(()) => {
+                self.after_return_joined();
+                None
+            }
+        }
+    }
+
+    /// [`RawUlt::after_return`] for [`RawUlt::resume_nested_joined`], whose contract lets a
+    /// count of exactly two references complete with a plain store.
+    #[cold]
+    fn after_return_joined(self) {
+        let header: &Header = &self;
+        if !header.life.complete_if_only_joined() {
+            let _finished = self.after_return();
+            return;
+        }
+        header.state.finish();
+        // SAFETY: exclusive owner, as in `after_return`; the ULT has finished.
+        let worker = unsafe { (*header.worker.get()).take() };
+        if let Some(mut worker) = worker {
+            worker.finished();
+            workers::give_back(worker);
+        }
+        // The completion gave up this handle's reference; the join handle frees the cell.
+        std::mem::forget(self);
     }
 
     #[cold]

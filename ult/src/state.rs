@@ -226,6 +226,25 @@ impl Life {
         }
     }
 
+    /// [`Life::complete_and_release`] without a read-modify-write, for a scheduler that knows
+    /// the cell's other references can only be a join handle held, unused, on its own thread
+    /// (a nested join): if the count is exactly that handle's and the caller's, with no waiter,
+    /// completes and gives up the caller's reference with a plain store and returns true;
+    /// otherwise changes nothing and returns false (call `complete_and_release`).
+    ///
+    /// Sound only under that precondition: with the two references both on the calling
+    /// thread, no other thread can change the word between this load and this store.
+    #[inline]
+    pub fn complete_if_only_joined(&self) -> bool {
+        if self.0.load(Ordering::Relaxed) != 2 * REF {
+            return false;
+        }
+        // Release, as in `complete_and_release`: publishes the result to whoever later sees
+        // COMPLETE with acquire (here, the join handle on this thread).
+        self.0.store(REF + COMPLETE, Ordering::Release);
+        true
+    }
+
     /// Whether the ULT completed (acquire: its result is visible afterwards).
     #[inline]
     pub fn is_complete(&self) -> bool {
