@@ -1239,18 +1239,7 @@ impl RawUlt {
     /// tests of its tag on the yield path.
     #[inline(always)]
     pub fn resume_nested(self) -> Option<RawUlt> {
-        let outcome = self.switch_in::<true>();
-        match outcome {
-            CoroutineResult::Yield(Switch::Yield) => Some(self),
-            CoroutineResult::Yield(Switch::Park) => match self.after_park_outlined() {
-                Resumed::Runnable(me) => Some(me),
-                _ => None,
-            },
-            CoroutineResult::Yield(Switch::Finished) | CoroutineResult::Return(()) => {
-                let _finished = self.after_return();
-                None
-            }
-        }
+        self.resume_nested_as::<false>()
     }
 
     /// [`RawUlt::resume_nested`] for the ULT that the lender waits for in [`Nest::on_join`]
@@ -1266,6 +1255,13 @@ impl RawUlt {
     /// until that call returns.
     #[inline(always)]
     pub unsafe fn resume_nested_joined(self) -> Option<RawUlt> {
+        self.resume_nested_as::<true>()
+    }
+
+    /// The body of [`RawUlt::resume_nested`] and, with `JOINED`,
+    /// [`RawUlt::resume_nested_joined`] (whose contract the caller then upholds).
+    #[inline(always)]
+    fn resume_nested_as<const JOINED: bool>(self) -> Option<RawUlt> {
         let outcome = self.switch_in::<true>();
         match outcome {
             CoroutineResult::Yield(Switch::Yield) => Some(self),
@@ -1274,7 +1270,11 @@ impl RawUlt {
                 _ => None,
             },
             CoroutineResult::Yield(Switch::Finished) | CoroutineResult::Return(()) => {
-                self.after_return_joined();
+                if JOINED {
+                    self.after_return_joined();
+                } else {
+                    let _finished = self.after_return();
+                }
                 None
             }
         }
@@ -1289,20 +1289,15 @@ impl RawUlt {
             let _finished = self.after_return();
             return;
         }
-        header.state.finish();
-        // SAFETY: exclusive owner, as in `after_return`; the ULT has finished.
-        let worker = unsafe { (*header.worker.get()).take() };
-        if let Some(mut worker) = worker {
-            worker.finished();
-            workers::give_back(worker);
-        }
+        self.retire_worker();
         // The completion gave up this handle's reference; the join handle frees the cell.
         std::mem::forget(self);
     }
 
-    #[cold]
-    fn after_return(self) -> Resumed {
-        let header: &Header = &self;
+    /// Marks the finished ULT done and gives its worker back to this thread's pool.
+    #[inline]
+    fn retire_worker(&self) {
+        let header: &Header = self;
         header.state.finish();
         // SAFETY: exclusive owner, as in `resume_then`; the ULT has finished.
         let worker = unsafe { (*header.worker.get()).take() };
@@ -1310,6 +1305,11 @@ impl RawUlt {
             worker.finished();
             workers::give_back(worker);
         }
+    }
+
+    #[cold]
+    fn after_return(self) -> Resumed {
+        self.retire_worker();
         // Completing gives up this handle's reference in the same atomic step.
         let this = std::mem::ManuallyDrop::new(self);
         match this.life.complete_and_release() {
