@@ -1285,7 +1285,9 @@ impl RawUlt {
     #[cold]
     fn after_return_joined(self) {
         let header: &Header = &self;
-        if !header.life.complete_if_only_joined() {
+        // SAFETY: `resume_nested_joined`'s contract: besides this handle, only the lender's
+        // join handle may exist, unused until the lender's `on_join` returns on this thread.
+        if !unsafe { header.life.complete_if_only_joined() } {
             let _finished = self.after_return();
             return;
         }

@@ -232,11 +232,17 @@ impl Life {
     /// completes and gives up the caller's reference with a plain store and returns true;
     /// otherwise changes nothing and returns false (call `complete_and_release`).
     ///
-    /// Sound only under that precondition: with the two references both on the calling
-    /// thread, no other thread can change the word between this load and this store.
+    /// # Safety
+    /// The caller holds one reference and the cell's join handle another, on the calling
+    /// thread, unused until the caller returns. A count of exactly two then means there is no
+    /// third, so no other thread can change the word between this load and this store (a
+    /// lost update there would free the cell twice or never).
     #[inline]
-    pub fn complete_if_only_joined(&self) -> bool {
-        if self.0.load(Ordering::Relaxed) != 2 * REF {
+    pub unsafe fn complete_if_only_joined(&self) -> bool {
+        // Acquire: a reference another thread dropped just before (a release decrement) is
+        // ordered before the free that our store leads to, which a plain store would not
+        // carry on as a read-modify-write would.
+        if self.0.load(Ordering::Acquire) != 2 * REF {
             return false;
         }
         // Release, as in `complete_and_release`: publishes the result to whoever later sees
