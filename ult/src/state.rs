@@ -21,7 +21,9 @@
 //! ULT sets `COMPLETE`; whoever comes second learns it from the previous value: the completer
 //! wakes the waiter if `WAITER` was set, the joiner does not park if `COMPLETE` was set. The
 //! completer gives up its reference in the same step unless a waiter is set (it still reads
-//! the header to wake it). Invariant: the cell is freed exactly once, by whoever drops the
+//! the header to wake it); when the only other reference is a join handle frozen on the
+//! completer's own thread (a nested join), nobody else can touch the word and completing is
+//! a plain store ([`Life::complete_if_only_joined`]). Invariant: the cell is freed exactly once, by whoever drops the
 //! last reference, after every other reference's last use.
 
 #[cfg(loom)]
