@@ -6,15 +6,17 @@
 //! so no runtime's threads linger in the lab process, and the parent can read the server's
 //! RSS, threads and open descriptors from `/proc/<pid>` (the idle-connections row). The
 //! servers are the same program written for each runtime: accept in a loop, one task per
-//! connection that reads up to 4 KiB and writes it back until EOF.
+//! connection that reads up to 4 KiB and writes it back until EOF (the event loop keeps that
+//! task's state by hand).
 //!
 //! | impl | server |
 //! |---|---|
 //! | `lwp-m1` / `lwp-11` / `lwp-mn` | `lwp::net` on a runtime of that model (many-to-one, one-to-one, many-to-many with one LWP per core); a ULT (64 KiB stack) per connection |
 //! | `tokio` | tokio multi-thread runtime (one worker per core), a task per connection |
 //! | `may` | may with one worker per core, a coroutine (64 KiB stack) per connection |
+//! | `event-loop` | no runtime: one thread, one edge-triggered epoll loop (`mio`), per connection a buffer and the echo's position in it (the lecture's finite-state machine, and the floor of the table) |
 //!
-//! All five listen on a socket made the same way ([`listener`]: `SO_REUSEADDR`, backlog
+//! All six listen on a socket made the same way ([`listener`]: `SO_REUSEADDR`, backlog
 //! [`BACKLOG`]), so connection set-up is not skewed by different accept-queue lengths.
 //!
 //! The load generator ([`run_client`]) is the same for every server and runs in its own child
@@ -59,7 +61,7 @@ use serde::{Deserialize, Serialize};
 use crate::sys;
 
 /// Server implementations the experiment knows.
-pub const IMPLS: [&str; 5] = ["lwp-m1", "lwp-11", "lwp-mn", "tokio", "may"];
+pub const IMPLS: [&str; 6] = ["lwp-m1", "lwp-11", "lwp-mn", "tokio", "may", "event-loop"];
 
 /// Listen backlog of every server (tokio's and may's own `bind` use the same).
 pub const BACKLOG: i32 = 1024;
@@ -249,10 +251,128 @@ where
                 drop(spawned);
             }
         }
+        "event-loop" => {
+            let (l, port) = std_listener()?;
+            event_loop_server(l, move || announce(port)).map_err(|e| format!("event loop: {e}"))
+        }
         other => Err(format!(
             "unknown echo server `{other}` (expected one of {})",
             IMPLS.join(", ")
         )),
+    }
+}
+
+/// One connection of the event-loop server: its socket, its buffer, and where it stands.
+struct FsmConn {
+    stream: mio::net::TcpStream,
+    buf: Box<[u8; CONN_BUF]>,
+    /// The bytes `buf[sent..filled]` are read and not yet written back.
+    sent: usize,
+    filled: usize,
+    /// The last read found the receive queue empty: read again only after a readable edge.
+    drained: bool,
+}
+
+impl FsmConn {
+    /// Runs the connection's state machine as far as its socket allows: write back what is
+    /// pending, then read, until a call would block. False when the connection is over (EOF
+    /// or an error): the caller drops it, which closes the socket.
+    fn drive(&mut self) -> bool {
+        loop {
+            while self.sent < self.filled {
+                match self.stream.write(&self.buf[self.sent..self.filled]) {
+                    Ok(0) => return false,
+                    Ok(n) => self.sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return false,
+                }
+            }
+            if self.drained {
+                return true;
+            }
+            match self.stream.read(&mut self.buf[..]) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    (self.sent, self.filled) = (0, n);
+                    // A short read emptied the receive queue (as tokio assumes on Linux):
+                    // whatever arrives later raises a new edge.
+                    self.drained = n < CONN_BUF;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.drained = true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// The lecture's finite-state-machine server in its barest form: one kernel thread, one
+/// edge-triggered epoll instance (through `mio`), and per connection a buffer and the
+/// position of the echo in it; no runtime, no tasks, no wake-ups. It is the floor the
+/// runtimes' rows are measured against: what the kernel's sockets cost with almost nothing
+/// above them.
+fn event_loop_server(l: std::net::TcpListener, announce: impl FnOnce()) -> io::Result<()> {
+    use mio::{Events, Interest, Poll, Token};
+    const LISTENER: Token = Token(usize::MAX);
+    l.set_nonblocking(true)?;
+    let mut listener = mio::net::TcpListener::from_std(l);
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    announce();
+    let mut conns: Vec<Option<FsmConn>> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut events = Events::with_capacity(1024);
+    loop {
+        match poll.poll(&mut events, None) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => r?,
+        }
+        for ev in events.iter() {
+            if ev.token() == LISTENER {
+                loop {
+                    let mut stream = match listener.accept() {
+                        Ok((s, _)) => s,
+                        Err(e) if transient_accept_error(&e) => break,
+                        Err(e) => return Err(e),
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let slot = free.pop().unwrap_or_else(|| {
+                        conns.push(None);
+                        conns.len() - 1
+                    });
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if poll
+                        .registry()
+                        .register(&mut stream, Token(slot), interest)
+                        .is_err()
+                    {
+                        free.push(slot);
+                        continue;
+                    }
+                    conns[slot] = Some(FsmConn {
+                        stream,
+                        buf: Box::new([0; CONN_BUF]),
+                        sent: 0,
+                        filled: 0,
+                        drained: false,
+                    });
+                }
+                continue;
+            }
+            let slot = ev.token().0;
+            let Some(conn) = conns.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                conn.drained = false;
+            }
+            if !conn.drive() {
+                conns[slot] = None;
+                free.push(slot);
+            }
+        }
     }
 }
 
@@ -1030,7 +1150,7 @@ enum PeerArgs {
     /// Serve until killed; prints `PORT <n>`.
     #[command(name = "echo-server")]
     Server {
-        /// One of lwp-m1, lwp-11, lwp-mn, tokio, may.
+        /// One of lwp-m1, lwp-11, lwp-mn, tokio, may, event-loop.
         #[arg(long = "impl")]
         imp: String,
     },

@@ -87,3 +87,20 @@ fn an_unknown_server_is_an_error_not_a_hang() {
     let e = echo::serve_on("nginx", |_| panic!("must not listen")).unwrap_err();
     assert!(e.contains("unknown echo server `nginx`"), "{e}");
 }
+
+#[test]
+fn every_server_survives_peers_that_hang_up_and_keeps_serving() {
+    for imp in IMPLS {
+        let addr = start(imp);
+        // A peer that connects and leaves at once, and one that sends without ever reading
+        // its echo and then leaves (closing with unread data resets the connection).
+        drop(TcpStream::connect(addr).unwrap());
+        {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(&[7u8; 3000]).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(round_trip(addr, b"still here"), b"still here", "{imp}");
+    }
+}

@@ -141,7 +141,11 @@ pub fn servers(cores: usize) -> Vec<(&'static str, String, Model)> {
                     format!("tokio multi-thread, {cores} workers, async tasks"),
                     Model::Peer,
                 ),
-                _ => (format!("may, {cores} workers, coroutines"), Model::Peer),
+                "may" => (format!("may, {cores} workers, coroutines"), Model::Peer),
+                _ => (
+                    "event loop, 1 thread, epoll via mio (finite-state machine)".to_string(),
+                    Model::Peer,
+                ),
             };
             (id, label, model)
         })
@@ -1127,8 +1131,11 @@ fn section(
             ),
             "Servers: the same accept loop and one task per connection (read up to 4 KiB, \
              write it back) on lwp many-to-one, one-to-one and many-to-many (`lwp::net`, a ULT \
-             per connection), on tokio's multi-thread runtime and on may; each in its own \
-             process, started fresh for every run, listening with the same backlog."
+             per connection), on tokio's multi-thread runtime and on may; and, as the floor, \
+             the lecture's finite-state-machine server in its barest form (one thread, one \
+             edge-triggered epoll loop through `mio`, per connection a buffer and the echo's \
+             position in it). Each in its own process, started fresh for every run, \
+             listening with the same backlog."
                 .into(),
             format!(
                 "{} repetitions, interleaved (for each repetition: for each connection count: \
@@ -1301,6 +1308,36 @@ fn findings(
                 fmt_rps(k.median),
                 fmt_rps(mn.median),
                 fmt_ratio(k.median / mn.median.max(1e-9))
+            ));
+        }
+    }
+    // The floor: how far each runtime's cost per request sits above a bare event loop's.
+    for &c in &p.conns {
+        let cost = |s: &str| {
+            rows.iter()
+                .find(|r| r.server == s && r.conns == c)
+                .and_then(|r| Summary::of(&r.server_cpu_per_req_ns))
+        };
+        let Some(floor) = cost("event-loop") else {
+            continue;
+        };
+        let above: Vec<String> = ["lwp-m1", "lwp-mn", "tokio", "may"]
+            .iter()
+            .filter_map(|&s| {
+                let x = cost(s)?;
+                Some(format!(
+                    "{s} {}",
+                    fmt_ratio(x.median / floor.median.max(1e-9))
+                ))
+            })
+            .collect();
+        if !above.is_empty() {
+            f.push(format!(
+                "At {c} connections the bare event loop (no runtime, one thread) spent {} of \
+                 server CPU per request; the others, as multiples of that: {}. What a runtime \
+                 costs above the kernel's own work on the sockets is the part above 1x.",
+                fmt_ns(floor.median),
+                above.join(", ")
             ));
         }
     }
