@@ -1333,9 +1333,10 @@ fn findings(
             .collect();
         if !above.is_empty() {
             f.push(format!(
-                "At {c} connections the bare event loop (no runtime, one thread) spent {} of \
+                "At {c} connection{} the bare event loop (no runtime, one thread) spent {} of \
                  server CPU per request; the others, as multiples of that: {}. What a runtime \
                  costs above the kernel's own work on the sockets is the part above 1x.",
+                if c == 1 { "" } else { "s" },
                 fmt_ns(floor.median),
                 above.join(", ")
             ));
