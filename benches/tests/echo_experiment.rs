@@ -298,3 +298,38 @@ fn paired_ratios_show_the_spread_behind_the_median() {
     let md = format!("{table:?}");
     assert!(md.contains("0.900x") && md.contains("1.20x"), "{md}");
 }
+
+#[test]
+fn the_floor_finding_gives_each_runtime_as_a_multiple_of_the_event_loop() {
+    let out = echo::run_with(Mode::Smoke, 1, None, |_| ProgressBar::hidden());
+    let mut rows: Vec<EchoRow> = out.rows;
+    for r in rows.iter_mut() {
+        r.conns = 100;
+        r.status = Status::Measured;
+        let per_request_ns = match r.server.as_str() {
+            "event-loop" => 4_000,
+            "lwp-mn" => 5_000,
+            "tokio" => 6_000,
+            _ => continue,
+        };
+        let mut res = result(100_000.0, 1000);
+        res.server_cpu_ns = Some(per_request_ns * res.requests);
+        r.record(&res);
+    }
+    let f = echo::floor_finding(&rows, 100).expect("an event-loop figure");
+    assert!(f.contains("4.00 µs"), "{f}");
+    assert!(
+        f.contains("lwp-mn 1.25x") && f.contains("tokio 1.50x"),
+        "{f}"
+    );
+    assert!(
+        !f.contains("may"),
+        "rows without a figure are left out: {f}"
+    );
+    rows.retain(|r| r.server != "event-loop");
+    assert_eq!(
+        echo::floor_finding(&rows, 100),
+        None,
+        "no floor, no finding"
+    );
+}

@@ -1196,6 +1196,40 @@ fn opt(v: Option<u64>) -> String {
 }
 
 /// What the numbers say, and what looks wrong.
+/// The server CPU per request of `server`'s row at `conns` connections, over its repetitions.
+fn cpu_per_request(rows: &[EchoRow], server: &str, conns: usize) -> Option<Summary> {
+    rows.iter()
+        .find(|r| r.server == server && r.conns == conns)
+        .and_then(|r| Summary::of(&r.server_cpu_per_req_ns))
+}
+
+/// The finding that puts each runtime's server CPU per request at `conns` connections as a
+/// multiple of the bare event loop's (the floor); `None` without an event-loop figure.
+pub fn floor_finding(rows: &[EchoRow], conns: usize) -> Option<String> {
+    let floor = cpu_per_request(rows, "event-loop", conns)?;
+    let above: Vec<String> = ["lwp-m1", "lwp-mn", "tokio", "may"]
+        .iter()
+        .filter_map(|&s| {
+            let x = cpu_per_request(rows, s, conns)?;
+            Some(format!(
+                "{s} {}",
+                fmt_ratio(x.median / floor.median.max(1e-9))
+            ))
+        })
+        .collect();
+    if above.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "At {conns} connection{} the bare event loop (no runtime, one thread) spent {} of \
+         server CPU per request; the others, as multiples of that: {}. What a runtime costs \
+         above the kernel's own work on the sockets is the part above 1x.",
+        if conns == 1 { "" } else { "s" },
+        fmt_ns(floor.median),
+        above.join(", ")
+    ))
+}
+
 fn findings(
     p: &Params,
     rows: &[EchoRow],
@@ -1271,11 +1305,7 @@ fn findings(
         if share.median < SATURATED_CLIENT {
             continue;
         }
-        let cost = |s: &str| {
-            at_c()
-                .find(|r| r.server == s)
-                .and_then(|r| Summary::of(&r.server_cpu_per_req_ns))
-        };
+        let cost = |s: &str| cpu_per_request(rows, s, c);
         let costs = match (cost("lwp-mn"), cost("tokio")) {
             (Some(ours), Some(tokio)) => format!(
                 " Server CPU per request: many-to-many {}, tokio {} ({} of tokio's).",
@@ -1311,37 +1341,7 @@ fn findings(
             ));
         }
     }
-    // The floor: how far each runtime's cost per request sits above a bare event loop's.
-    for &c in &p.conns {
-        let cost = |s: &str| {
-            rows.iter()
-                .find(|r| r.server == s && r.conns == c)
-                .and_then(|r| Summary::of(&r.server_cpu_per_req_ns))
-        };
-        let Some(floor) = cost("event-loop") else {
-            continue;
-        };
-        let above: Vec<String> = ["lwp-m1", "lwp-mn", "tokio", "may"]
-            .iter()
-            .filter_map(|&s| {
-                let x = cost(s)?;
-                Some(format!(
-                    "{s} {}",
-                    fmt_ratio(x.median / floor.median.max(1e-9))
-                ))
-            })
-            .collect();
-        if !above.is_empty() {
-            f.push(format!(
-                "At {c} connection{} the bare event loop (no runtime, one thread) spent {} of \
-                 server CPU per request; the others, as multiples of that: {}. What a runtime \
-                 costs above the kernel's own work on the sockets is the part above 1x.",
-                if c == 1 { "" } else { "s" },
-                fmt_ns(floor.median),
-                above.join(", ")
-            ));
-        }
-    }
+    f.extend(p.conns.iter().filter_map(|&c| floor_finding(rows, c)));
     let per: Vec<String> = idle
         .iter()
         .filter_map(|r| {
