@@ -24,14 +24,23 @@ fn result(rps: f64, p99_ns: u64) -> ClientResult {
     }
 }
 
-/// The load rows of an empty run, with lwp-mn and tokio at 100 connections given
-/// (requests/s, p99 ns) per repetition.
-fn rows(ours: &[(f64, u64)], tokio: &[(f64, u64)]) -> Vec<EchoRow> {
+/// The load rows of an empty run, every one moved to 100 connections and marked measured,
+/// with no figures yet.
+fn measured_rows_at_100() -> Vec<EchoRow> {
     let out = echo::run_with(Mode::Smoke, 1, None, |_| ProgressBar::hidden());
     let mut rows: Vec<EchoRow> = out.rows;
     for r in rows.iter_mut() {
         r.conns = 100;
         r.status = Status::Measured;
+    }
+    rows
+}
+
+/// The load rows of an empty run, with lwp-mn and tokio at 100 connections given
+/// (requests/s, p99 ns) per repetition.
+fn rows(ours: &[(f64, u64)], tokio: &[(f64, u64)]) -> Vec<EchoRow> {
+    let mut rows = measured_rows_at_100();
+    for r in rows.iter_mut() {
         let given = match r.server.as_str() {
             "lwp-mn" => ours,
             "tokio" => tokio,
@@ -301,11 +310,8 @@ fn paired_ratios_show_the_spread_behind_the_median() {
 
 #[test]
 fn the_floor_finding_gives_each_runtime_as_a_multiple_of_the_event_loop() {
-    let out = echo::run_with(Mode::Smoke, 1, None, |_| ProgressBar::hidden());
-    let mut rows: Vec<EchoRow> = out.rows;
+    let mut rows = measured_rows_at_100();
     for r in rows.iter_mut() {
-        r.conns = 100;
-        r.status = Status::Measured;
         let per_request_ns = match r.server.as_str() {
             "event-loop" => 4_000,
             "lwp-mn" => 5_000,
