@@ -127,7 +127,7 @@ vm.max_map_count is too low the parked rows run the largest count that fits and 
 --raise-limits (root) raises it for the run and restores it."
     )]
     Runtime,
-    /// TCP echo server under the three models beside tokio and may (issue 4).
+    /// TCP echo server under the three models beside tokio, may and a bare event loop (issue 4).
     Echo,
     /// Runs a peer inside a child process (used by the lab itself).
     #[command(hide = true)]
