@@ -36,9 +36,10 @@
 //! prefetches the sources and then the waiters' headers of the events a few places ahead
 //! (`Slab::prefetch`, `Direction::waiter_hint`), and a waiting ULT names its `Io` and its
 //! source as wake hints (`ult::raw::unparker_with_wake_hints`), which the scheduler's
-//! prefetch pipeline fetches while the ULT ahead of it runs. Measured with `perf record -e cpu-clock` on the
-//! echo server at 10,000 connections, three interleaved runs each: user-space share of the
-//! server's time 13.0-14.3% before, 10.4-11.3% after, against tokio's 11.7-12.3%.
+//! prefetch pipeline fetches while the ULT ahead of it runs. Measured with `perf record -e
+//! cpu-clock` on the echo server at 10,000 connections, three interleaved runs each:
+//! user-space share of the server's time 13.0-14.3% before, 10.4-11.3% after, against
+//! tokio's 11.7-12.3%.
 //!
 //! Invariants: a [`Source`] is registered in exactly one reactor, from its first wait until
 //! the socket that owns the fd calls [`Source::deregister`], which it does while the fd is

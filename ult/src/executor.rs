@@ -435,14 +435,26 @@ fn nested_yield(nest: &Nest) {
 }
 
 /// Runs queued ULTs on the lending ULT's stack until `done()` (true) or until nothing is
-/// runnable (false).
+/// runnable (false). The ULT whose header is `joined` runs through
+/// [`RawUlt::resume_nested_joined`] (null: none).
+///
+/// # Safety
+/// A non-null `joined` must be the `child` of the [`Nest::on_join`] call that runs this.
 #[inline]
-fn run_until(nest: &Nest, mut done: impl FnMut() -> bool) -> bool {
+unsafe fn run_until(nest: &Nest, joined: *const Header, mut done: impl FnMut() -> bool) -> bool {
     // SAFETY: as in `nested_yield`.
     let ctx = unsafe { &*(nest.data as *const NestCtx<'_>) };
     loop {
         ctx.poll();
         match ctx.pop() {
+            Some(ult) if ult.header_addr() == joined as usize => {
+                // SAFETY: `ult` is the `on_join` call's `child` (our contract), whose join
+                // handle the lender holds until that call returns; the rest is
+                // `run_nested`'s.
+                if let Some(ult) = unsafe { ult.resume_nested_joined() } {
+                    ctx.local.queue.push(ult);
+                }
+            }
             Some(ult) => ctx.run_nested(ult),
             None => return false,
         }
@@ -456,33 +468,16 @@ fn run_until(nest: &Nest, mut done: impl FnMut() -> bool) -> bool {
 /// finished (true), or until nothing is runnable (false: the caller registers as the child's
 /// waiter and parks). A join that helps this way needs no waiter, no unpark and no token.
 fn nested_join(nest: &Nest, child: &Header) -> bool {
-    // SAFETY: as in `nested_yield`.
-    let ctx = unsafe { &*(nest.data as *const NestCtx<'_>) };
-    let child_addr = child as *const Header as usize;
-    loop {
-        ctx.poll();
-        match ctx.pop() {
-            Some(ult) if ult.header_addr() == child_addr => {
-                // SAFETY: `ult` is this call's `child`, whose join handle the lender holds
-                // until we return (`Nest::on_join`'s contract); the rest is `run_nested`'s.
-                if let Some(ult) = unsafe { ult.resume_nested_joined() } {
-                    ctx.local.queue.push(ult);
-                }
-            }
-            Some(ult) => ctx.run_nested(ult),
-            None => return false,
-        }
-        if child.is_finished() {
-            return true;
-        }
-    }
+    // SAFETY: `child` is this `on_join` call's own argument.
+    unsafe { run_until(nest, child, || child.is_finished()) }
 }
 
 /// `park` of a ULT the event loop resumed: run queued ULTs on its stack until its unpark
 /// token arrives (true: `park` returns), or until nothing is runnable (false: it suspends to
 /// the event loop, which parks it for real and waits).
 fn nested_park(nest: &Nest, header: &Header) -> bool {
-    run_until(nest, || header.take_unpark_token())
+    // SAFETY: no joined child (null).
+    unsafe { run_until(nest, ptr::null(), || header.take_unpark_token()) }
 }
 
 fn event_loop<T>(shared: &Shared, local: &Local, root: &JoinHandle<T>) {
