@@ -27,7 +27,7 @@ fn result(rps: f64, p99_ns: u64) -> ClientResult {
 /// The load rows of an empty run, every one moved to 100 connections and marked measured,
 /// with no figures yet.
 fn measured_rows_at_100() -> Vec<EchoRow> {
-    let out = echo::run_with(Mode::Smoke, 1, None, |_| ProgressBar::hidden());
+    let out = echo::run_with(Mode::Smoke, 1, 1, None, |_| ProgressBar::hidden());
     let mut rows: Vec<EchoRow> = out.rows;
     for r in rows.iter_mut() {
         r.conns = 100;
@@ -173,7 +173,7 @@ fn quick_mode_measures_the_issue_counts() {
 
 #[test]
 fn outside_the_lab_binary_every_row_is_missing() {
-    let out = echo::run_with(Mode::Quick, 3, None, |_| ProgressBar::hidden());
+    let out = echo::run_with(Mode::Quick, 3, 3, None, |_| ProgressBar::hidden());
     assert_eq!(out.rows.len(), 18);
     assert!(out
         .rows
@@ -208,17 +208,24 @@ fn a_smoke_run_through_the_lab_binary_measures_every_row() {
         );
         return;
     }
-    let out = echo::run_with(Mode::Smoke, 1, Some(lab), |_| ProgressBar::hidden());
+    let out = echo::run_with(Mode::Smoke, 1, 2, Some(lab), |_| ProgressBar::hidden());
     for r in &out.rows {
+        // The target pair ran its second repetition above 1 connection; the rest ran once.
+        let reps = if echo::is_target_row(&r.server, r.conns) {
+            2
+        } else {
+            1
+        };
         assert_eq!(r.status, Status::Measured, "{}: {:?}", r.id, r.problems);
-        assert_eq!(r.rps.len(), 1, "{}", r.id);
-        assert!(r.rps[0] > 0.0, "{}", r.id);
-        assert_eq!(r.errors, vec![0], "{}: {:?}", r.id, r.problems);
-    }
-    for r in &out.rows {
+        assert_eq!(r.rps.len(), reps, "{} at {}", r.id, r.conns);
+        assert!(r.rps.iter().all(|&v| v > 0.0), "{}", r.id);
+        assert_eq!(r.errors, vec![0; reps], "{}: {:?}", r.id, r.problems);
         // The client read the server's and its own CPU time at both ends of the window.
-        assert_eq!(r.server_cpu_per_req_ns.len(), 1, "{}", r.id);
-        assert_eq!(r.client_cpu_share.len(), 1, "{}", r.id);
+        assert_eq!(r.server_cpu_per_req_ns.len(), reps, "{}", r.id);
+        assert_eq!(r.client_cpu_share.len(), reps, "{}", r.id);
+    }
+    for t in &out.targets {
+        assert_eq!(t.reps_meeting.split('/').nth(1), Some("2"), "{}", t.conns);
     }
     for i in &out.idle {
         assert_eq!(i.status, Status::Measured, "{}", i.server);
@@ -252,6 +259,40 @@ fn each_repetition_changes_the_servers_order_and_who_runs_before_whom() {
         assert_eq!(o, vec![0, 1, 2, 3, 4, 5]);
     }
     assert!(echo::rep_order(&[], 4).is_empty());
+}
+
+#[test]
+fn repetitions_past_the_common_ones_run_only_the_target_pair_alternating() {
+    let rows = [
+        ("lwp-mn", 1),
+        ("tokio", 1),
+        ("may", 1),
+        ("lwp-mn", 100),
+        ("tokio", 100),
+        ("may", 100),
+        ("lwp-mn", 10_000),
+        ("tokio", 10_000),
+        ("may", 10_000),
+    ];
+    // The common repetitions are rep_order's, unchanged.
+    let conns: Vec<usize> = rows.iter().map(|r| r.1).collect();
+    for rep in 0..3 {
+        assert_eq!(
+            echo::rows_of_rep(&rows, rep, 3),
+            echo::rep_order(&conns, rep)
+        );
+    }
+    // After them: lwp-mn and tokio at 100 and 10,000, whoever went first swapping each time.
+    assert_eq!(echo::rows_of_rep(&rows, 3, 3), vec![4, 3, 7, 6]);
+    assert_eq!(echo::rows_of_rep(&rows, 4, 3), vec![3, 4, 6, 7]);
+    assert!(!echo::is_target_row("lwp-mn", 1));
+    assert!(!echo::is_target_row("may", 100));
+    // Quick mode's verdicts rest on seven pairs, the other rows on three.
+    let p = echo::Params::for_mode(Mode::Quick);
+    assert_eq!(
+        (p.reps_of("tokio", 10_000), p.reps_of("may", 10_000)),
+        (7, 3)
+    );
 }
 
 #[test]

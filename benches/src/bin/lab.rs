@@ -60,7 +60,7 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     out: Option<PathBuf>,
 
-    /// Repetitions of every row (overrides the mode's default).
+    /// Repetitions of every row (overrides the mode's defaults, among them the echo experiment's extra repetitions of the two servers its targets compare).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     reps: Option<u32>,
 
@@ -533,7 +533,7 @@ fn main() -> ExitCode {
         let r = |d: usize| cli.reps.map(|x| x as usize).unwrap_or(d);
         format!(
             "Repetitions: create {} per row, switch {} per row, cache {} per size, runtime {} per \
-             row (its heavy rows {}){}.",
+             row (its heavy rows {}), echo {} per row (its target pair {}){}.",
             r(create::Params::for_mode(mode).reps),
             r(switch::Params::for_mode(mode).reps),
             r(cache::Params::for_mode(mode).reps),
@@ -541,6 +541,8 @@ fn main() -> ExitCode {
             runtime::Params::for_mode(mode)
                 .heavy_reps
                 .min(r(runtime::Params::for_mode(mode).reps)),
+            r(echo::Params::for_mode(mode).reps),
+            r(echo::Params::for_mode(mode).target_reps),
             if cli.reps.is_some() {
                 " (set with --reps)"
             } else {
