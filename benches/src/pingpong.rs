@@ -124,6 +124,37 @@ pub fn ult_yield(work: Option<&Work>, warm: u64, rounds: u64, hw: bool) -> Resul
     })
 }
 
+/// The floor under every ULT switch: the calling thread resumes a raw corosensei coroutine
+/// that suspends at once, with no scheduler in between (two switches per round, as in
+/// `cargo bench -p benches --bench switch`'s `corosensei/resume_suspend`).
+pub fn coroutine_raw(warm: u64, rounds: u64) -> Result<Timed, String> {
+    use corosensei::{Coroutine, CoroutineResult};
+    let mut co: Coroutine<(), (), ()> = Coroutine::new(|yielder, ()| loop {
+        yielder.suspend(());
+    });
+    let soft = SoftCounters::start();
+    let mut round = || match co.resume(()) {
+        CoroutineResult::Yield(()) => Ok(()),
+        CoroutineResult::Return(()) => Err("the raw coroutine returned".to_string()),
+    };
+    for _ in 0..warm {
+        round()?;
+    }
+    let t0 = Instant::now();
+    for _ in 0..rounds {
+        round()?;
+    }
+    let elapsed = t0.elapsed();
+    let counts = soft.stop();
+    Ok(Timed {
+        elapsed,
+        switches: 2 * rounds,
+        all_switches: 2 * (warm + rounds),
+        counts,
+        hw: None,
+    })
+}
+
 /// Turn word values: whose turn it is.
 const TURN_A: u32 = 0;
 const TURN_B: u32 = 1;

@@ -6,7 +6,8 @@
 //!    comes from this run;
 //! 2. the machine ([`crate::probe::Machine`]) and the pinning used;
 //! 3. the peers, present or missing (never dropped silently);
-//! 4. the headline table, when the experiments it needs ran;
+//! 4. the headline table, when the experiments it needs ran, and issue 2's targets judged from
+//!    the same rows;
 //! 5. every flag raised (impossible-looking or suspicious measurements), collected;
 //! 6. one section per experiment: the lecture's claim, what was measured, tables, plots,
 //!    what the numbers say, flags and notes;
@@ -159,6 +160,9 @@ pub struct Report {
     pub run: RunInfo,
     /// The headline table and the sentence under it, if the experiments it needs ran.
     pub headline: Option<(Table, String)>,
+    /// Issue 2's targets for the green thread, judged from the headline's experiments
+    /// ([`crate::experiments::ult_targets`]), if any of them ran.
+    pub green_thread_targets: Option<Table>,
     /// Flags about the whole run (e.g. machine was busy).
     pub run_flags: Vec<String>,
     /// Experiment sections, in order.
@@ -315,6 +319,15 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(out, "{sentence}\n");
         }
     }
+    if let Some(t) = &r.green_thread_targets {
+        let _ = writeln!(
+            out,
+            "Issue 2's targets for the green thread, from the `create` and `switch` rows of this \
+             run:\n"
+        );
+        out.push_str(&t.to_markdown());
+        out.push('\n');
+    }
 
     let all_flags: Vec<String> = r
         .run_flags
@@ -415,6 +428,7 @@ pub fn write(dir: &Path, r: &Report) -> Result<Vec<PathBuf>, String> {
         "run": r.run,
         "run_flags": r.run_flags,
         "headline": r.headline.as_ref().map(|(t, s)| serde_json::json!({"table": t, "sentence": s})),
+        "green_thread_targets": r.green_thread_targets,
     });
     put(
         "machine.json",

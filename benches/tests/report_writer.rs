@@ -95,6 +95,8 @@ fn sample_report() -> Report {
     };
     let mut headline = Table::new(&["operation", "user-level thread"]);
     headline.row(vec!["create".into(), "120 ns".into()]);
+    let mut green = Table::new(&["issue 2 target", "verdict"]);
+    green.row(vec!["yield at most 3x raw".into(), "**FAIL**".into()]);
     Report {
         machine: machine(),
         peers: vec![Peer {
@@ -114,6 +116,7 @@ fn sample_report() -> Report {
             lab_version: "0.1.0".into(),
         },
         headline: Some((headline, "Medians of this run on: a test machine.".into())),
+        green_thread_targets: Some(green),
         run_flags: vec!["the machine was busy".into()],
         sections: vec![section],
         not_run: vec![("cache".into(), "Indirect cost".into())],
@@ -146,6 +149,10 @@ fn markdown_opens_with_the_run_and_the_machine_and_keeps_every_statement() {
     // The headline and its provenance.
     assert!(md.contains("## Headline"));
     assert!(md.contains("Medians of this run on: a test machine."));
+    // Issue 2's targets sit under the headline, before the flags.
+    let green_at = md.find("| yield at most 3x raw | **FAIL** |").unwrap();
+    assert!(md.find("## Headline").unwrap() < green_at);
+    assert!(green_at < md.find("## Flags raised by this run").unwrap());
     assert!(md.contains("![bars](create.svg)"));
     assert!(md.contains("**What the numbers say.**"));
 }

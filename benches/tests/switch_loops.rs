@@ -36,6 +36,16 @@ fn ult_yield_loop_counts_two_switches_per_round_and_stays_out_of_the_kernel() {
 }
 
 #[test]
+fn raw_coroutine_loop_counts_two_switches_per_round_and_stays_out_of_the_kernel() {
+    let t = pingpong::coroutine_raw(10, 1000).unwrap();
+    assert_eq!((t.switches, t.all_switches), (2000, 2020));
+    assert!(t.elapsed.as_nanos() > 0);
+    if let Some(cs) = t.counts.context_switches {
+        assert!(cs < 200, "{cs} kernel switches for 2020 coroutine switches");
+    }
+}
+
+#[test]
 fn futex_loop_switches_in_the_kernel_on_one_cpu() {
     let cpu = sys::allowed_cpus().unwrap()[0];
     let _pin = sys::PinGuard::pin(&[cpu]).unwrap();

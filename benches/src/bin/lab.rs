@@ -92,10 +92,11 @@ coroutines and tokio tasks as peers. All pinned to one CPU. Per-row batch means 
 (median, min, max), per-operation distributions (HDR histogram), a log-scale bar chart."
     )]
     Create,
-    /// Direct cost of one switch: ULT yield, futex, pipes (lat_ctx), Go/may/tokio, stress-ng.
+    /// Direct cost of one switch: ULT yield, raw corosensei, futex, pipes (lat_ctx), Go/may/tokio, stress-ng.
     #[command(
-        long_about = "Direct cost of one context switch. Two ULTs yielding on one LWP; two \
-ULTs over lwp channels on one LWP and on two LWPs (one ULT on each, two CPUs); two kernel threads \
+        long_about = "Direct cost of one context switch. Two ULTs yielding on one LWP, beside \
+a raw corosensei resume+suspend with no scheduler (the floor; with `create`'s pooled spawn+join \
+it gives issue 2's targets, shown under the report's headline); two ULTs over lwp channels on one LWP and on two LWPs (one ULT on each, two CPUs); two kernel threads \
 through a futex on one CPU and on two; two processes through pipes on one CPU, lmbench lat_ctx \
 style, with the single-process pipe write+read overhead subtracted (raw and net shown); Go \
 Gosched and channel ping-pong, may and tokio yields; stress-ng --switch as a cross-check. \
@@ -562,6 +563,10 @@ fn main() -> ExitCode {
         create_rows.as_deref(),
         switch_rows.as_deref(),
     );
+    let green_thread_targets = experiments::ult_targets::table(&experiments::ult_targets::judge(
+        create_rows.as_deref(),
+        switch_rows.as_deref(),
+    ));
     let rep = Report {
         machine,
         peers: peers_found,
@@ -575,6 +580,7 @@ fn main() -> ExitCode {
             lab_version: env!("CARGO_PKG_VERSION").to_string(),
         },
         headline,
+        green_thread_targets,
         run_flags,
         sections,
         not_run,
@@ -585,7 +591,10 @@ fn main() -> ExitCode {
             println!("{}\n{sentence}\n", t.to_markdown());
         }
     }
-    if let Some(t) = &runtime_targets {
+    for t in [&rep.green_thread_targets, &runtime_targets]
+        .into_iter()
+        .flatten()
+    {
         if !cli.quiet {
             println!("{}", t.to_markdown());
         }

@@ -22,6 +22,7 @@ pub mod create;
 pub mod echo;
 pub mod runtime;
 pub mod switch;
+pub mod ult_targets;
 
 use crate::peers::{GoBins, Peer};
 use crate::probe::Machine;

@@ -1116,8 +1116,13 @@ pub fn count_word(n: u64) -> String {
 
 /// The targets as a table (the report's first table, also printed by the lab at the end).
 pub fn targets_table(targets: &[TargetResult]) -> Table {
+    targets_table_titled("issue 3 target", targets)
+}
+
+/// Targets as a table whose first column is headed `title` (e.g. `issue 2 target`).
+pub fn targets_table_titled(title: &str, targets: &[TargetResult]) -> Table {
     let mut t = Table::new(&[
-        "issue 3 target",
+        title,
         "ours (median)",
         "compared with (median)",
         "measured",

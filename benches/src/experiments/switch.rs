@@ -6,6 +6,7 @@
 //! | id | what |
 //! |---|---|
 //! | `ult-yield` | two ULTs calling `ult::yield_now` on one LWP (many-to-one executor), one CPU |
+//! | `corosensei-raw` | the thread resuming a raw corosensei coroutine that suspends at once (no scheduler): the floor under `ult-yield`, for issue 2's target ([`super::ult_targets`]) |
 //! | `ult-chan-1lwp`, `ult-chan-2lwp` | two ULTs ping-ponging over `lwp` `bounded(1)` channels on one LWP / on two LWPs pinned to two CPUs (each ULT on its own LWP): measured through the [`ChannelPingPong`] seam ([`channel_runtime`]) |
 //! | `futex-1core`, `futex-overhead`, `futex-net` | two kernel threads handing a futex word back and forth on one CPU; the overhead is one thread doing the same `FUTEX_WAKE` (no waiter) + `FUTEX_WAIT` (word already changed, returns at once); net = raw - overhead, per repetition |
 //! | `futex-2core` | the same hand-over with the threads on two CPUs |
@@ -204,6 +205,7 @@ pub struct Outcome {
 #[derive(Clone)]
 enum Kind {
     UltYield,
+    CoroutineRaw,
     Channel { lwps: usize },
     Futex { cpu_b: usize },
     FutexOverhead,
@@ -262,6 +264,7 @@ fn measure(kind: &Kind, n: u64, ctx: &Ctx, p: &Params) -> Result<Sample, String>
     let warm = warm_for(n);
     match kind {
         Kind::UltYield => pingpong::ult_yield(None, warm, n, false).map(from_timed),
+        Kind::CoroutineRaw => pingpong::coroutine_raw(warm, n).map(from_timed),
         Kind::Futex { cpu_b } => pingpong::futex(None, *cpu_b, warm, n, false).map(from_timed),
         Kind::Pipes => pingpong::pipes(None, warm, n, false).map(from_timed),
         Kind::FutexOverhead | Kind::PipeOverhead => {
@@ -384,6 +387,12 @@ fn rows_and_kinds(ctx: &Ctx) -> Vec<(Row, Option<Kind>)> {
         "2 ULTs, yield, 1 LWP, 1 CPU",
         Model::Ult,
         Ok(Kind::UltYield),
+    );
+    add(
+        "corosensei-raw",
+        "raw corosensei resume + suspend, no scheduler, 1 CPU",
+        Model::Ult,
+        Ok(Kind::CoroutineRaw),
     );
     let chan = channel_runtime().map_err(Status::Pending);
     add(
