@@ -12,8 +12,8 @@
 //! Pure functions over the rows; `bin/lab.rs` calls [`judge`] after the experiments ran and
 //! puts [`table`] under the report's headline. A target whose rows did not run is `Unknown`.
 
+use super::runtime::{targets_table_titled, verdict_at_most, TargetResult};
 use super::{find, median_of, Row, Verdict};
-use crate::experiments::runtime::TargetResult;
 use crate::report::Table;
 use crate::stats::{fmt_ns, fmt_ratio};
 
@@ -80,7 +80,7 @@ pub fn judge(create: Option<&[Row]>, switch: Option<&[Row]>) -> Vec<TargetResult
         ours: spawn.map_or("n/a".into(), |s| fmt_ns(s.median)),
         compared_with: "-".into(),
         measured: spawn.map_or("n/a".into(), |s| fmt_ns(s.median)),
-        verdict: super::runtime::verdict_at_most(spawn.as_ref(), SPAWN_LIMIT_NS),
+        verdict: verdict_at_most(spawn.as_ref(), SPAWN_LIMIT_NS),
         reps_meeting: fraction(
             spawns.iter().filter(|&&v| v <= SPAWN_LIMIT_NS).count(),
             spawns.len(),
@@ -94,8 +94,5 @@ pub fn table(targets: &[TargetResult]) -> Option<Table> {
     if targets.iter().all(|t| t.verdict == Verdict::Unknown) {
         return None;
     }
-    Some(super::runtime::targets_table_titled(
-        "issue 2 target",
-        targets,
-    ))
+    Some(targets_table_titled("issue 2 target", targets))
 }
