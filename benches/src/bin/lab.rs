@@ -96,9 +96,9 @@ coroutines and tokio tasks as peers. All pinned to one CPU. Per-row batch means 
     #[command(
         long_about = "Direct cost of one context switch. Two ULTs yielding on one LWP, beside \
 a raw corosensei resume+suspend with no scheduler (the floor; with `create`'s pooled spawn+join \
-it gives issue 2's targets, shown under the report's headline); two ULTs over lwp channels on one LWP and on two LWPs (one ULT on each, two CPUs); two kernel threads \
-through a futex on one CPU and on two; two processes through pipes on one CPU, lmbench lat_ctx \
-style, with the single-process pipe write+read overhead subtracted (raw and net shown); Go \
+it gives issue 2's targets, shown under the report's headline); two ULTs over lwp channels on \
+one LWP and on two LWPs (one ULT on each, two CPUs); two kernel threads through a futex on one \
+CPU and on two; two processes through pipes on one CPU, lmbench lat_ctx style, with the single-process pipe write+read overhead subtracted (raw and net shown); Go \
 Gosched and channel ping-pong, may and tokio yields; stress-ng --switch as a cross-check. \
 Software counters confirm that kernel rows really switched and ULT rows never entered the kernel."
     )]
