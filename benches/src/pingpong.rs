@@ -55,6 +55,24 @@ pub struct Timed {
 }
 
 impl Timed {
+    /// A ping-pong's result: two switches per round, `warm` untimed rounds before the
+    /// `rounds` timed in `elapsed`.
+    fn two_per_round(
+        elapsed: Duration,
+        warm: u64,
+        rounds: u64,
+        counts: SoftCounts,
+        hw: Option<Result<HwCounts, String>>,
+    ) -> Timed {
+        Timed {
+            elapsed,
+            switches: 2 * rounds,
+            all_switches: 2 * (warm + rounds),
+            counts,
+            hw,
+        }
+    }
+
     /// Nanoseconds per switch in the timed rounds (walks included).
     pub fn ns_per_switch(&self) -> f64 {
         self.elapsed.as_nanos() as f64 / self.switches.max(1) as f64
@@ -115,13 +133,7 @@ pub fn ult_yield(work: Option<&Work>, warm: u64, rounds: u64, hw: bool) -> Resul
         Ok(Err(_)) => return Err("the root ULT panicked".into()),
         Err(e) => return Err(format!("starting the ULT executor: {e}")),
     };
-    Ok(Timed {
-        elapsed,
-        switches: 2 * rounds,
-        all_switches: 2 * (warm + rounds),
-        counts,
-        hw,
-    })
+    Ok(Timed::two_per_round(elapsed, warm, rounds, counts, hw))
 }
 
 /// The floor under every ULT switch: the calling thread resumes a raw corosensei coroutine
@@ -146,13 +158,7 @@ pub fn coroutine_raw(warm: u64, rounds: u64) -> Result<Timed, String> {
     }
     let elapsed = t0.elapsed();
     let counts = soft.stop();
-    Ok(Timed {
-        elapsed,
-        switches: 2 * rounds,
-        all_switches: 2 * (warm + rounds),
-        counts,
-        hw: None,
-    })
+    Ok(Timed::two_per_round(elapsed, warm, rounds, counts, None))
 }
 
 /// Turn word values: whose turn it is.
@@ -227,13 +233,7 @@ pub fn futex(
     })?;
     let hw = hw_stop(hwc);
     let counts = soft.stop();
-    Ok(Timed {
-        elapsed,
-        switches: 2 * rounds,
-        all_switches: 2 * (warm + rounds),
-        counts,
-        hw,
-    })
+    Ok(Timed::two_per_round(elapsed, warm, rounds, counts, hw))
 }
 
 /// Two processes passing a byte through two pipes (lmbench `lat_ctx` with two processes).
@@ -307,13 +307,7 @@ pub fn pipes(work: Option<&Work>, warm: u64, rounds: u64, hw: bool) -> Result<Ti
         Ok(code) => return Err(format!("the pipe partner process exited with {code}")),
         Err(e) => return Err(format!("the pipe partner process: {e}")),
     }
-    Ok(Timed {
-        elapsed,
-        switches: 2 * rounds,
-        all_switches: 2 * total,
-        counts,
-        hw,
-    })
+    Ok(Timed::two_per_round(elapsed, warm, rounds, counts, hw))
 }
 
 /// One process writing a byte to its own pipe and reading it back, `warm + n` times; returns
