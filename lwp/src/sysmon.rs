@@ -16,7 +16,12 @@
 //!   spent the episode mostly runnable but off the CPU (its schedstat, read halfway and at
 //!   the threshold): the kernel preempted it because the CPUs are busy, and another LWP would
 //!   only compete for them. (On the 2-vCPU machine, a 10,000-connection echo burst had made
-//!   sysmon start a third LWP, which then kept a fifth of the connections.)
+//!   sysmon start a third LWP, which then kept a fifth of the connections.) That verdict
+//!   rests on one look at the thread's state, and a thread that sleeps in a system call is
+//!   runnable for a moment after each wake-up, so sysmon keeps looking while the episode
+//!   lasts and starts the LWP at the first look that does not find it preempted (a single
+//!   unlucky look used to leave a blocked LWP without help until its ULT came back: 2 of 15
+//!   runs of `blocking_call_stalls_many_to_one_only` beside `stress-ng --cpu 2`).
 //! - under many-to-one nothing can be done by design; the stall is counted and reported.
 //!
 //! When the ULT finally gives its LWP back, the LWP prints one warning naming it and how long
@@ -53,6 +58,9 @@ struct Seen {
     /// to the threshold: tells a ULT that holds the CPU (or a system call that blocks) from
     /// an LWP that the kernel merely keeps waiting for a CPU.
     ran: Option<(u64, Instant)>,
+    /// This episode's intervention could not add an LWP because the stuck one looked
+    /// preempted: look again at every period, and add one once it no longer does.
+    deferred: bool,
 }
 
 /// The first field of `/proc/self/task/<tid>/schedstat`: nanoseconds on a CPU.
@@ -156,7 +164,23 @@ fn monitor(weak: Weak<Shared>, threshold: Duration) {
                             crate::metrics::nanos(s.since - shared.origin),
                             Ordering::Relaxed,
                         );
-                        intervene(&shared, !preempted(tid, s.ran));
+                        let may_add = !preempted(tid, s.ran);
+                        intervene(&shared, may_add);
+                        s.deferred = !may_add;
+                        if s.deferred {
+                            s.ran = ran_ns(tid).map(|ns| (ns, now));
+                        }
+                    } else if s.deferred && now - s.since >= threshold {
+                        // "Preempted" rests on one look at the thread's state; a thread
+                        // that sleeps in a system call is runnable for a moment after each
+                        // wake-up, so one unlucky look must not leave it without help for
+                        // the rest of the episode.
+                        if preempted(tid, s.ran) {
+                            s.ran = ran_ns(tid).map(|ns| (ns, now));
+                        } else {
+                            s.deferred = false;
+                            hand_off(&shared, true);
+                        }
                     }
                 }
                 _ => {
@@ -164,6 +188,7 @@ fn monitor(weak: Weak<Shared>, threshold: Duration) {
                         switches,
                         since: now,
                         ran: None,
+                        deferred: false,
                     })
                 }
             }
@@ -178,6 +203,12 @@ fn intervene(shared: &Arc<Shared>, may_add: bool) {
         .counters
         .sysmon_stalls
         .fetch_add(1, Ordering::Relaxed);
+    hand_off(shared, may_add);
+}
+
+/// Wakes an idle LWP or, if `may_add`, starts one, when some ULT could run elsewhere (also
+/// a deferred intervention's second try, whose stall was counted already).
+fn hand_off(shared: &Arc<Shared>, may_add: bool) {
     if !shared.config.handoff {
         return;
     }
