@@ -170,7 +170,7 @@ fn monitor(weak: Weak<Shared>, threshold: Duration) {
                         if s.deferred {
                             s.ran = ran_ns(tid).map(|ns| (ns, now));
                         }
-                    } else if s.deferred && now - s.since >= threshold {
+                    } else if s.deferred {
                         // "Preempted" rests on one look at the thread's state; a thread
                         // that sleeps in a system call is runnable for a moment after each
                         // wake-up, so one unlucky look must not leave it without help for
