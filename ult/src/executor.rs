@@ -26,7 +26,7 @@
 //! thread); ULTs still parked are leaked unless something unparks them later, like threads
 //! left running at process exit.
 
-use std::cell::{Cell, RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
 
@@ -34,7 +34,7 @@ use crate::timer::TimerQueue;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::raw::{self, Header, Nest, RawUlt, Resumed, SchedRef, Schedule, Spec};
+use crate::raw::{self, Header, Nest, RawUlt, Resumed, RunQueue, SchedRef, Schedule, Spec};
 use crate::{JoinHandle, Unparker};
 
 /// State shared with other threads: the inbox of remote wake-ups.
@@ -63,91 +63,6 @@ thread_local! {
 impl Drop for Shared {
     fn drop(&mut self) {
         LIVE_SHARED.with(|n| n.set(n.get() - 1));
-    }
-}
-
-/// The FIFO run queue: a ring of one-word slots whose capacity is a power of two, so a push
-/// or a pop is an index mask, a store and a length update (`VecDeque`'s wrap-around test and
-/// growth check cost twice that, on every switch). Only the executor thread touches it
-/// (`Local` is `!Sync`), and no method hands out a reference or runs foreign code while it
-/// holds the ring, so the `UnsafeCell` needs no borrow flag: the flag's store-then-check chain
-/// was a measurable part of every switch.
-#[derive(Default)]
-struct RunQueue(UnsafeCell<Ring>);
-
-/// Slots `head, head + 1, ...` (mod capacity), `len` of them, hold the queued ULTs; the rest
-/// are `None`. `Option<RawUlt>` is one word (a null pointer is `None`).
-#[derive(Default)]
-struct Ring {
-    slots: Vec<Option<RawUlt>>,
-    head: usize,
-    len: usize,
-}
-
-impl Ring {
-    #[inline]
-    fn push(&mut self, ult: RawUlt) {
-        if self.len == self.slots.len() {
-            self.grow();
-        }
-        let at = (self.head + self.len) & (self.slots.len() - 1);
-        // SAFETY: the capacity is a power of two (`grow`), so the masked index is in bounds.
-        let slot = unsafe { self.slots.get_unchecked_mut(at) };
-        // The slot is free (`None`): nothing to drop, so none is compiled in.
-        std::mem::forget(slot.replace(ult));
-        self.len += 1;
-    }
-
-    #[inline]
-    fn pop(&mut self) -> Option<RawUlt> {
-        if self.len == 0 {
-            return None;
-        }
-        let head = self.head;
-        // SAFETY: `head` is always a masked index, so in bounds.
-        let ult = unsafe { self.slots.get_unchecked_mut(head) }.take();
-        self.head = (head + 1) & (self.slots.len() - 1);
-        self.len -= 1;
-        ult
-    }
-
-    /// Doubles the capacity (at least 16 slots), unwrapping the ring to start at slot 0.
-    #[cold]
-    fn grow(&mut self) {
-        let mut slots: Vec<Option<RawUlt>> = Vec::new();
-        slots.resize_with((self.slots.len() * 2).max(16), || None);
-        for (i, slot) in slots.iter_mut().take(self.len).enumerate() {
-            // Only a full ring grows, so `len` is the old capacity, a power of two.
-            *slot = self.slots[(self.head + i) & (self.len - 1)].take();
-        }
-        self.slots = slots;
-        self.head = 0;
-    }
-}
-
-impl RunQueue {
-    #[inline]
-    fn push(&self, ult: RawUlt) {
-        // SAFETY: single-threaded and not re-entrant (see the type's comment).
-        unsafe { (*self.0.get()).push(ult) }
-    }
-
-    #[inline]
-    fn pop(&self) -> Option<RawUlt> {
-        // SAFETY: as in `push`.
-        unsafe { (*self.0.get()).pop() }
-    }
-
-    #[inline]
-    fn len(&self) -> usize {
-        // SAFETY: as in `push`.
-        unsafe { (*self.0.get()).len }
-    }
-
-    fn extend(&self, batch: Vec<RawUlt>) {
-        for ult in batch {
-            self.push(ult);
-        }
     }
 }
 
@@ -194,7 +109,9 @@ impl Shared {
     fn push(&self, ult: RawUlt) {
         // The local queue if this thread runs the executor, else the inbox.
         let mut ult = Some(ult);
-        with_local(self.id, |l| l.queue.push(ult.take().expect("taken once")));
+        with_local(self.id, |l| {
+            l.queue.push_back(ult.take().expect("taken once"))
+        });
         if let Some(ult) = ult {
             self.push_remote(ult);
         }
@@ -326,7 +243,7 @@ where
         event_loop(&shared, &local, &root);
         // Cancel what is still queued, on this thread (their home).
         loop {
-            let next = local.queue.pop();
+            let next = local.queue.pop_front();
             match next {
                 Some(u) => u.cancel(),
                 None => break,
@@ -385,7 +302,7 @@ impl NestCtx<'_> {
 
     #[inline]
     fn pop(&self) -> Option<RawUlt> {
-        self.local.queue.pop()
+        self.local.queue.pop_front()
     }
 
     /// Resumes `ult` with `offer` as the thread's [`Nest`] offer, restores the previous one,
@@ -402,7 +319,7 @@ impl NestCtx<'_> {
         // this thread's stacks (the event loop, or null).
         unsafe { raw::set_nest(outer) };
         if let Resumed::Runnable(ult) = outcome {
-            self.local.queue.push(ult);
+            self.local.queue.push_back(ult);
         }
     }
 
@@ -411,7 +328,7 @@ impl NestCtx<'_> {
     #[inline]
     fn run_nested(&self, ult: RawUlt) {
         if let Some(ult) = ult.resume_nested() {
-            self.local.queue.push(ult);
+            self.local.queue.push_back(ult);
         }
     }
 }
@@ -452,7 +369,7 @@ unsafe fn run_until(nest: &Nest, joined: *const Header, mut done: impl FnMut() -
                 // handle the lender holds until that call returns; the rest is
                 // `run_nested`'s.
                 if let Some(ult) = unsafe { ult.resume_nested_joined() } {
-                    ctx.local.queue.push(ult);
+                    ctx.local.queue.push_back(ult);
                 }
             }
             Some(ult) => ctx.run_nested(ult),
@@ -505,7 +422,7 @@ fn event_loop<T>(shared: &Shared, local: &Local, root: &JoinHandle<T>) {
             continue;
         }
         fire_timers(local);
-        if local.queue.len() != 0 {
+        if !local.queue.is_empty() {
             continue;
         }
         if root.is_finished() {
@@ -563,31 +480,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::Ring;
     use std::sync::Arc;
-
-    /// A never-run ULT to fill the ring with (dropping it runs no code of its own).
-    fn ult_numbered(n: usize) -> crate::raw::RawUlt {
-        let sched = crate::raw::SchedRef::counted(Arc::new(NoSched));
-        let spec = crate::raw::Spec {
-            name: Some(n.to_string()),
-            ..Default::default()
-        };
-        let (raw, _cell) = crate::raw::create(spec, sched, || ()).expect("create a ULT");
-        raw
-    }
-
-    struct NoSched;
-    impl crate::raw::Schedule for NoSched {
-        fn spawn(&self, _: crate::raw::RawUlt) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn wake(&self, _: crate::raw::RawUlt) {}
-        fn add_timer(&self, _: std::time::Instant, _: crate::Unparker) -> u64 {
-            0
-        }
-        fn cancel_timer(&self, _: u64) {}
-    }
 
     fn live_shared() -> isize {
         super::LIVE_SHARED.with(|n| n.get())
@@ -698,30 +591,5 @@ mod tests {
                 t.join().unwrap();
             }
         });
-    }
-
-    #[test]
-    fn ring_is_fifo_across_wrap_and_growth() {
-        let mut ring = Ring::default();
-        let mut expect = std::collections::VecDeque::new();
-        let mut next = 0;
-        // Pushes outpace pops, so the ring wraps at every capacity before it grows.
-        for round in 0..40 {
-            for _ in 0..3 {
-                ring.push(ult_numbered(next));
-                expect.push_back(next);
-                next += 1;
-            }
-            for _ in 0..(round % 3) {
-                let got = ring.pop().map(|u| u.name().map(str::to_owned));
-                assert_eq!(got, expect.pop_front().map(|n| Some(n.to_string())));
-            }
-            assert_eq!(ring.len, expect.len());
-        }
-        while let Some(n) = expect.pop_front() {
-            let got = ring.pop().expect("as many as pushed");
-            assert_eq!(got.name(), Some(n.to_string().as_str()));
-        }
-        assert!(ring.pop().is_none());
     }
 }

@@ -55,6 +55,7 @@ mod local;
 mod overflow;
 mod park;
 pub mod raw;
+mod runq;
 pub mod stack;
 pub mod state;
 pub mod timer;

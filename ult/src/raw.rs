@@ -38,6 +38,7 @@ use std::time::Instant;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use crate::local::LocalMap;
+pub use crate::runq::RunQueue;
 use crate::stack::{self, StackRef, UltStack};
 use crate::state::{Completion, Life, RunState};
 use crate::Unparker;
