@@ -270,6 +270,7 @@ enum Block {
 }
 
 impl Block {
+    #[inline]
     fn expired(self) -> bool {
         match self {
             Block::No => true,
@@ -278,6 +279,7 @@ impl Block {
         }
     }
 
+    #[inline]
     fn deadline(self) -> Option<Instant> {
         match self {
             Block::No => Some(Instant::now()),
