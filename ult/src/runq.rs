@@ -205,4 +205,37 @@ mod tests {
         }
         assert!(ring.pop_front().is_none());
     }
+
+    #[test]
+    fn prefetching_past_the_end_does_nothing_and_keeps_the_order() {
+        let ring = RunQueue::default();
+        for n in 0..3 {
+            ring.push_back(ult_numbered(n));
+        }
+        for index in [0, 2, 3, 100] {
+            ring.prefetch(index);
+            ring.prefetch_header(index);
+        }
+        let names: Vec<_> = std::iter::from_fn(|| ring.pop_front())
+            .map(|u| u.name().map(str::to_owned))
+            .collect();
+        assert_eq!(names, ["0", "1", "2"].map(|n| Some(n.to_owned())));
+    }
+
+    #[test]
+    fn dropping_the_queue_drops_the_ults_still_in_it() {
+        let live = || crate::raw::LIVE_CELLS.with(|n| n.get());
+        let before = live();
+        let ring = RunQueue::default();
+        // Enough to wrap and grow once.
+        for n in 0..20 {
+            ring.push_back(ult_numbered(n));
+            if n % 4 == 0 {
+                drop(ring.pop_front());
+            }
+        }
+        assert_eq!(live(), before + 15);
+        drop(ring);
+        assert_eq!(live(), before);
+    }
 }
