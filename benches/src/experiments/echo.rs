@@ -1221,9 +1221,10 @@ fn section(
                         " The two servers the targets compare (lwp many-to-many and tokio) run \
                          {} more repetitions at every count above 1, alternating, after the \
                          others: {} in all, so that a verdict between two close servers rests \
-                         on more than three pairs.",
+                         on more than {} pairs.",
                         p.target_reps - p.reps,
-                        p.target_reps
+                        p.target_reps,
+                        p.reps
                     )
                 } else {
                     String::new()
