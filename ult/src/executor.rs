@@ -272,7 +272,10 @@ const TIMER_CHECK_INTERVAL: u32 = 61;
 struct NestCtx<'a> {
     shared: &'a Shared,
     local: &'a Local,
-    tick: Cell<u32>,
+    /// The countdown to the next poll: the offer's [`Nest::inline_yields`], which the
+    /// lender's inline yields count down too (they poll nothing; the first yield after it
+    /// reaches zero comes here through `on_yield`).
+    tick: &'a Cell<u32>,
 }
 
 impl NestCtx<'_> {
@@ -334,7 +337,9 @@ impl NestCtx<'_> {
 }
 
 /// `yield_now` of a ULT the event loop resumed: run, on its stack, the ULTs queued ahead of
-/// it (FIFO order, as if it had gone to the back of the queue), then return to it.
+/// it (FIFO order, as if it had gone to the back of the queue), then return to it. The
+/// lender's `yield_now` does the same inline (see [`Nest::queue`]) and comes here only when
+/// the countdown to the next poll has run out.
 fn nested_yield(nest: &Nest) {
     // SAFETY: `data` is the event loop's `NestCtx`, alive while the loop runs.
     let ctx = unsafe { &*(nest.data as *const NestCtx<'_>) };
@@ -342,12 +347,8 @@ fn nested_yield(nest: &Nest) {
     // queued, the check comes at most every `TIMER_CHECK_INTERVAL` of the caller's yields.
     ctx.poll();
     let mut ahead = ctx.local.queue.len();
-    while ahead > 0 {
+    while ahead > 0 && ctx.local.queue.resume_front_nested() {
         ahead -= 1;
-        match ctx.pop() {
-            Some(ult) => ctx.run_nested(ult),
-            None => return,
-        }
     }
 }
 
@@ -398,17 +399,21 @@ fn nested_park(nest: &Nest, header: &Header) -> bool {
 }
 
 fn event_loop<T>(shared: &Shared, local: &Local, root: &JoinHandle<T>) {
-    let ctx = NestCtx {
-        shared,
-        local,
-        tick: Cell::new(TIMER_CHECK_INTERVAL),
-    };
-    let nest = Nest {
+    let mut nest = Nest {
         on_yield: nested_yield,
         on_park: nested_park,
         on_join: nested_join,
-        data: &ctx as *const NestCtx<'_> as *const (),
+        // Set to `ctx` below, which borrows the countdown from the offer.
+        data: ptr::null(),
+        queue: &local.queue,
+        inline_yields: Cell::new(TIMER_CHECK_INTERVAL),
     };
+    let ctx = NestCtx {
+        shared,
+        local,
+        tick: &nest.inline_yields,
+    };
+    nest.data = &ctx as *const NestCtx<'_> as *const ();
     loop {
         if shared.inbox_nonempty.load(Ordering::Relaxed) {
             drain_inbox(shared, local);
@@ -573,6 +578,53 @@ mod tests {
                 "the waker found the unparker"
             );
             assert_eq!(live_cells(), before);
+        });
+    }
+
+    #[test]
+    fn ults_that_spawn_park_or_finish_while_run_in_place_keep_fifo_order() {
+        use std::sync::Mutex;
+        crate::run(|| {
+            let before = live_cells();
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let note = {
+                let log = log.clone();
+                move |what: &'static str| log.lock().unwrap().push(what)
+            };
+            let b = crate::spawn({
+                let note = note.clone();
+                move || {
+                    note("B1");
+                    // Queued behind B while B runs at the front of the queue.
+                    let note_c = note.clone();
+                    drop(crate::spawn(move || {
+                        note_c("C1");
+                        crate::yield_now();
+                        note_c("C2");
+                    }));
+                    crate::yield_now();
+                    note("B2");
+                    crate::park();
+                    note("B3");
+                }
+            });
+            let b_unparker = b.ult().unparker();
+            crate::yield_now();
+            note("R1");
+            crate::yield_now();
+            note("R2");
+            b_unparker.unpark();
+            crate::yield_now();
+            note("R3");
+            // What a FIFO queue gives, with each yielder going to the back.
+            assert_eq!(
+                *log.lock().unwrap(),
+                ["B1", "R1", "C1", "B2", "R2", "C2", "B3", "R3"]
+            );
+            assert!(b.is_finished());
+            b.join().unwrap();
+            drop(b_unparker);
+            assert_eq!(live_cells(), before, "each ULT freed once");
         });
     }
 
