@@ -867,7 +867,9 @@ thread_local! {
 /// returns straight into A: two switches per round trip. A scheduler that offers this sets
 /// [`set_nest`] before it resumes a ULT; `yield_now`, `park` and `join` then call
 /// [`Nest::on_yield`], [`Nest::on_park`] and [`Nest::on_join`] on the running ULT's own
-/// stack.
+/// stack. A `yield_now` runs the offer's [`Nest::queue`] itself, inline, as long as the
+/// scheduler's countdown ([`Nest::inline_yields`]) lasts, and calls `on_yield` only when it
+/// runs out: the common case then costs no indirect call.
 ///
 /// Depth is bounded at one: the nested ULT runs with `NEST` cleared, so it switches back to
 /// its parent like any coroutine. The scheduler decides what runs; the running ULT only lends
