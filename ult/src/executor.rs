@@ -343,13 +343,12 @@ impl NestCtx<'_> {
 fn nested_yield(nest: &Nest) {
     // SAFETY: `data` is the event loop's `NestCtx`, alive while the loop runs.
     let ctx = unsafe { &*(nest.data as *const NestCtx<'_>) };
-    // One countdown step per yield, however many ULTs run before it returns: with many
-    // queued, the check comes at most every `TIMER_CHECK_INTERVAL` of the caller's yields.
+    // The lender's inline yields counted the countdown down to here: poll once (the
+    // countdown restarts), then run what is ahead. One step per yield, however many ULTs
+    // run before it returns: the check comes every `TIMER_CHECK_INTERVAL` of the caller's
+    // yields.
     ctx.poll();
-    let mut ahead = ctx.local.queue.len();
-    while ahead > 0 && ctx.local.queue.resume_front_nested() {
-        ahead -= 1;
-    }
+    ctx.local.queue.resume_ahead_nested();
 }
 
 /// Runs queued ULTs on the lending ULT's stack until `done()` (true) or until nothing is

@@ -1602,14 +1602,9 @@ fn yield_lending(nest: &Nest) {
     match unsafe { nest.queue.as_ref() } {
         Some(queue) if left > 0 => {
             nest.inline_yields.set(left - 1);
-            // The ULTs ahead of the caller now; those they queue run after it, as if it had
-            // gone to the back of the queue.
-            let mut ahead = queue.len();
             // The scheduler lent its right to resume the queue's ULTs on this thread
             // (`set_nest`'s contract); each nested ULT switches straight back here.
-            while ahead > 0 && queue.resume_front_nested() {
-                ahead -= 1;
-            }
+            queue.resume_ahead_nested();
         }
         _ => (nest.on_yield)(nest),
     }

@@ -178,6 +178,17 @@ impl RunQueue {
         true
     }
 
+    /// Runs each ULT queued now once, in order, with [`RunQueue::resume_front_nested`]: the
+    /// `yield_now` of a lender, which lets the ULTs ahead of it run as if it had gone to the
+    /// back of the queue (those they queue run after it). Same contract.
+    #[inline(always)]
+    pub(crate) fn resume_ahead_nested(&self) {
+        let mut ahead = self.len();
+        while ahead > 0 && self.resume_front_nested() {
+            ahead -= 1;
+        }
+    }
+
     /// ULTs queued.
     #[inline]
     pub fn len(&self) -> usize {
