@@ -380,3 +380,16 @@ fn the_floor_finding_gives_each_runtime_as_a_multiple_of_the_event_loop() {
         "no floor, no finding"
     );
 }
+
+#[test]
+fn a_split_of_pairs_is_reported_as_resolved_or_as_a_coin_toss() {
+    use benches::experiments::echo::paired_finding;
+    let resolved = paired_finding(100, &[1.1; 7]).unwrap();
+    assert!(resolved.contains("7 of 7 pairs"), "{resolved}");
+    assert!(resolved.contains("resolves"), "{resolved}");
+    let tie = paired_finding(10_000, &[1.02, 0.98, 1.01, 0.97, 0.95, 1.03, 0.99]).unwrap();
+    assert!(tie.contains("3 of 7 pairs"), "{tie}");
+    assert!(tie.contains("cannot tell"), "{tie}");
+    // Too few pairs to say anything.
+    assert!(paired_finding(100, &[1.1; 4]).is_none());
+}

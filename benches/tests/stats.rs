@@ -3,7 +3,7 @@
 
 use benches::stats::{
     calibrate, fmt_bytes, fmt_ns, fmt_ratio, indirect_share, median, new_histogram, ratio, record,
-    Distribution, Summary,
+    sign_test, Distribution, Summary,
 };
 use std::time::Duration;
 
@@ -134,4 +134,26 @@ fn numbers_are_formatted_with_three_significant_digits_and_units() {
     assert_eq!(fmt_bytes(32 * 1024), "32 KiB");
     assert_eq!(fmt_bytes(1536 * 1024), "1.50 MiB");
     assert_eq!(fmt_bytes(128 * 1024 * 1024), "128 MiB");
+}
+
+#[test]
+fn sign_test_gives_the_binomial_two_sided_p_value() {
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    // Seven of seven one way: 2 / 128.
+    let t = sign_test(&[1.1; 7]).unwrap();
+    assert_eq!((t.above, t.pairs), (7, 7));
+    assert!(close(t.p, 2.0 / 128.0), "{t:?}");
+    assert!(close(sign_test(&[0.9; 7]).unwrap().p, 2.0 / 128.0));
+    // Six of seven: 2 * (1 + 7) / 128.
+    let six = [1.2, 1.1, 1.3, 1.05, 1.01, 1.4, 0.9];
+    assert!(close(sign_test(&six).unwrap().p, 16.0 / 128.0));
+    // Four to three is no evidence either way.
+    let four = [1.2, 1.1, 1.3, 1.05, 0.9, 0.8, 0.95];
+    let t = sign_test(&four).unwrap();
+    assert_eq!(t.above, 4);
+    assert!(close(t.p, 1.0));
+    // Ties count for neither side; all ties, no test.
+    assert_eq!(sign_test(&[1.0, 1.0, 1.2]).unwrap().pairs, 1);
+    assert!(sign_test(&[1.0, 1.0]).is_none());
+    assert!(sign_test(&[]).is_none());
 }

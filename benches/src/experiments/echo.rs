@@ -1316,6 +1316,26 @@ pub fn floor_finding(rows: &[EchoRow], conns: usize) -> Option<String> {
     ))
 }
 
+/// What the target pair's single repetition pairs say, by a sign test on their requests/s
+/// ratios (at least five pairs): whether many-to-many served more often than fair coins
+/// would make it, or whether the run cannot tell the two apart.
+pub fn paired_finding(conns: usize, paired_rps_ratios: &[f64]) -> Option<String> {
+    let s = crate::stats::sign_test(paired_rps_ratios).filter(|s| s.pairs >= 5)?;
+    Some(format!(
+        "At {conns} connections many-to-many served more requests/s than tokio in {} of {} \
+         pairs: {} (sign test, p = {:.2}).",
+        s.above,
+        s.pairs,
+        if s.p < 0.05 {
+            "a difference this run resolves"
+        } else {
+            "no more uneven than fair coin tosses often are, so this run cannot tell which \
+             of the two serves more"
+        },
+        s.p
+    ))
+}
+
 fn findings(
     p: &Params,
     rows: &[EchoRow],
@@ -1343,6 +1363,9 @@ fn findings(
                     _ => String::new(),
                 }
             ));
+            if let Some(sentence) = paired_finding(t.conns, &t.paired_rps_ratios) {
+                f.push(sentence);
+            }
         } else {
             f.push(format!(
                 "At {} connections the target could not be judged: {}.",
