@@ -2,7 +2,7 @@
 //!
 //! Stackful green threads (ULTs) on [`corosensei`] coroutines (reused from one ULT to the
 //! next) on pooled, guard-paged stacks, with the API of `std::thread`: [`spawn`], [`Builder`], [`JoinHandle::join`] returning the
-//! panic payload, [`yield_now`], [`park`] / [`Unparker::unpark`], [`current`], and
+//! panic payload, [`yield_now`], [`park()`] / [`Unparker::unpark`], [`current`], and
 //! ULT-local storage ([`local!`]) as the safe replacement for `thread_local!`.
 //!
 //! This crate knows nothing about kernel threads: it provides the green thread itself

@@ -5,7 +5,7 @@
 //! - A scheduler (this crate's many-to-one (`ult::executor`, behind [`crate::run`]), or `lwp`'s LWP workers) owns
 //!   runnable [`RawUlt`]s, calls [`RawUlt::resume`] and acts on the [`Resumed`] outcome. It
 //!   implements [`Schedule`] so that spawns and wake-ups reach its run queues.
-//! - Code running inside a ULT calls [`crate::yield_now`], [`crate::park`] and friends, which
+//! - Code running inside a ULT calls [`crate::yield_now`], [`crate::park()`] and friends, which
 //!   suspend the coroutine through `suspend_current`.
 //! - Anyone holding an [`crate::Unparker`] may call `unpark` from any thread.
 //!
@@ -410,7 +410,7 @@ impl<T> ThreadOwned<T> {
 /// one. Between ULTs its stack holds only this loop's frame, which keeps no thread-local
 /// address across the suspend, so an idle worker may move to another kernel thread with
 /// the never-started ULT it was given (stealing), as a fresh coroutine may. Each kernel
-/// thread keeps up to [`MAX_IDLE`] idle workers; past that, or at thread exit, a worker is
+/// thread keeps up to [`workers::MAX_IDLE`] idle workers; past that, or at thread exit, a worker is
 /// resumed with 0, returns, and its stack goes back to the stack pool (which balances stacks
 /// between threads). A worker whose ULT went deep is trimmed like a pooled stack.
 pub(crate) mod workers {
@@ -713,7 +713,7 @@ mod cells {
         NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout_used))
     }
 
-    /// Frees a block from [`alloc`] with the same `layout`.
+    /// Frees a block from [`alloc()`] with the same `layout`.
     ///
     /// # Safety
     /// `p` must come from `alloc(layout)` and not be used afterwards.
