@@ -10,7 +10,7 @@
 //!   power-of-two ring with no borrow flag. It was a `RefCell<VecDeque>`, and the LWP's slot
 //!   was looked up by index on every use; replacing both took a yield round trip between two
 //!   ULTs on one LWP from 353 to 313 instructions and from 18.0 to 16.1 ns (one round trip
-//!   stepped in gdb; `taskset -c 1 cargo run --release -p lwp --example yieldonly`, three
+//!   stepped in gdb; `taskset -c 1 cargo run --release -p benches --example yieldonly`, three
 //!   interleaved runs of each build). When it is long (thousands of connections), popping
 //!   one requests the cache lines of the next two (`pop_ready`).
 //! - `fresh`: a `crossbeam-deque` worker of never-started (or migratable) ULTs. The owner
