@@ -143,6 +143,23 @@ fn one_experiment_alone_lists_the_others_as_not_run() {
     assert!(md.contains("## Not run in this invocation"));
     assert!(md.contains("(`lab switch`)") && md.contains("(`lab cache`)"));
     assert!(md.contains("(`lab runtime`)"));
+    // The two ULT rows (their own written-out loops) are measured even in smoke mode.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("create.json")).unwrap()).unwrap();
+    for id in ["ult-pooled", "ult-fresh"] {
+        let row = json["raw"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["row"]["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} row"));
+        assert_eq!(row["row"]["status"], "Measured", "{row}");
+        let values = row["row"]["values"].as_array().unwrap();
+        assert!(
+            !values.is_empty() && values.iter().all(|v| v.as_f64().unwrap() > 0.0),
+            "{row}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
