@@ -393,33 +393,3 @@ fn a_split_of_pairs_is_reported_as_resolved_or_as_a_coin_toss() {
     // Too few pairs to say anything.
     assert!(paired_finding(100, &[1.1; 4]).is_none());
 }
-
-#[test]
-fn the_busy_finding_says_which_of_the_pair_left_cpu_idle() {
-    let mut rows = measured_rows_at_100();
-    for r in rows.iter_mut() {
-        // Server CPU per request and load generator share: lwp-mn keeps 0.5 + 0.7 = 1.2
-        // CPUs busy at 100k requests/s, tokio 0.6 + 0.9 = 1.5.
-        let (per_request_ns, generating) = match r.server.as_str() {
-            "lwp-mn" => (5_000, 0.7),
-            "tokio" => (6_000, 0.9),
-            _ => continue,
-        };
-        let mut res = result(100_000.0, 1000);
-        res.server_cpu_ns = Some(per_request_ns * res.requests);
-        res.client_cpu_ns = Some((generating * res.window_ns as f64) as u64);
-        r.record(&res);
-    }
-    let f = echo::busy_finding(&rows, 100, 2).expect("the pair differs by 0.3 CPU");
-    assert!(f.contains("kept 1.20 of the 2 CPUs"), "{f}");
-    assert!(f.contains("tokio and the load generator 1.50"), "{f}");
-    assert!(
-        f.contains("many-to-many left 0.30 CPU idle that tokio used"),
-        "{f}"
-    );
-    assert_eq!(
-        echo::busy_finding(&rows, 10_000, 2),
-        None,
-        "no rows at that count, no finding"
-    );
-}

@@ -1289,47 +1289,6 @@ fn cpu_per_request(rows: &[EchoRow], server: &str, conns: usize) -> Option<Summa
         .and_then(|r| Summary::of(&r.server_cpu_per_req_ns))
 }
 
-/// CPUs a row kept busy at `conns` connections, from medians: the server's CPU per request
-/// times its requests/s, plus the load generator's share; `None` without both figures.
-fn cpus_busy(rows: &[EchoRow], server: &str, conns: usize) -> Option<(f64, f64)> {
-    let row = rows
-        .iter()
-        .find(|r| r.server == server && r.conns == conns)?;
-    let serving = Summary::of(&row.server_cpu_per_req_ns)?.median * row.rps_summary()?.median / 1e9;
-    let generating = Summary::of(&row.client_cpu_share)?.median;
-    Some((serving, generating))
-}
-
-/// The finding that says how much of the machine's `cpus` CPUs the target pair kept busy at
-/// `conns` connections (server plus load generator), when the two differ by a tenth of a CPU
-/// or more: in a closed loop on a small machine, CPU time a server leaves idle is throughput
-/// neither it nor the load generator gets, whatever the server's cost per request.
-pub fn busy_finding(rows: &[EchoRow], conns: usize, cpus: usize) -> Option<String> {
-    let (ours_serving, ours_generating) = cpus_busy(rows, "lwp-mn", conns)?;
-    let (tokio_serving, tokio_generating) = cpus_busy(rows, "tokio", conns)?;
-    let (ours, tokio) = (
-        ours_serving + ours_generating,
-        tokio_serving + tokio_generating,
-    );
-    if (ours - tokio).abs() < 0.1 {
-        return None;
-    }
-    let (more, less) = if ours > tokio {
-        ("many-to-many", "tokio")
-    } else {
-        ("tokio", "many-to-many")
-    };
-    Some(format!(
-        "At {conns} connection{} many-to-many and the load generator kept {ours:.2} of the \
-         {cpus} CPUs busy ({ours_serving:.2} serving, {ours_generating:.2} generating), tokio \
-         and the load generator {tokio:.2} ({tokio_serving:.2} + {tokio_generating:.2}; \
-         server CPU per request times requests/s, plus the load generator's share, medians): \
-         {less} left {:.2} CPU idle that {more} used.",
-        if conns == 1 { "" } else { "s" },
-        (ours - tokio).abs()
-    ))
-}
-
 /// The finding that puts each runtime's server CPU per request at `conns` connections as a
 /// multiple of the bare event loop's (the floor); `None` without an event-loop figure.
 pub fn floor_finding(rows: &[EchoRow], conns: usize) -> Option<String> {
@@ -1492,8 +1451,6 @@ fn findings(
         }
     }
     f.extend(p.conns.iter().filter_map(|&c| floor_finding(rows, c)));
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    f.extend(p.conns.iter().filter_map(|&c| busy_finding(rows, c, cpus)));
     let per: Vec<String> = idle
         .iter()
         .filter_map(|r| {
