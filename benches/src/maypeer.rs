@@ -306,11 +306,7 @@ pub fn parked(n: u64, workers: usize) -> Result<ParkedOutput, String> {
         match spawned {
             Ok(h) => handles.push(h),
             Err(payload) => {
-                let what = payload
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "a panic".into());
+                let what = crate::peers::panic_text(&*payload);
                 failure = Some(format!(
                     "may's spawn panicked after {i} of {n} coroutines ({what}); \
                      vm.max_map_count is {}",

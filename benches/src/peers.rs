@@ -223,6 +223,18 @@ pub struct PeerOutput {
     pub extra: i64,
 }
 
+/// The message of a panic payload (`panic!` with a literal or a formatted string), or
+/// "a panic" for any other payload: for error reports of peers and of the lab's own rows.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "a panic"
+    }
+}
+
 /// Runs a peer program and parses its JSON output, with a time limit.
 pub fn run_peer(cmd: &mut Command, limit: Duration) -> Result<PeerOutput, String> {
     parse_peer_output(&run_for_stdout(cmd, limit)?)
@@ -306,4 +318,19 @@ pub fn parse_stress_ng_switch(output: &str) -> Option<f64> {
             let before = l.split("nanosecs per context switch").next()?;
             before.split_whitespace().last()?.parse::<f64>().ok()
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panic_text;
+
+    #[test]
+    fn a_panic_payload_gives_its_message() {
+        let literal = std::panic::catch_unwind(|| panic!("literal")).unwrap_err();
+        assert_eq!(panic_text(&*literal), "literal");
+        let formatted = std::panic::catch_unwind(|| panic!("{} {}", "formatted", 2)).unwrap_err();
+        assert_eq!(panic_text(&*formatted), "formatted 2");
+        let other = std::panic::catch_unwind(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert_eq!(panic_text(&*other), "a panic");
+    }
 }

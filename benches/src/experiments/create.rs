@@ -244,7 +244,10 @@ mod ult_rows {
             Ok(Ok(Ok((t, h)))) => Ok((t, h, n)),
             Ok(Ok(Err(e))) => Err(e.into()),
             // `ult::spawn` panics where `Builder::spawn` returns the error (no stack, say).
-            Ok(Err(panic)) => Err(format!("the root ULT panicked: {}", panic_text(&*panic))),
+            Ok(Err(panic)) => Err(format!(
+                "the root ULT panicked: {}",
+                peers::panic_text(&*panic)
+            )),
             Err(e) => Err(format!("ult executor: {e}")),
         }
     }
@@ -259,16 +262,6 @@ mod ult_rows {
         match joined {
             Ok(_) => Ok(()),
             Err(_) => Err("a ULT panicked"),
-        }
-    }
-
-    fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
-        if let Some(s) = payload.downcast_ref::<&str>() {
-            s
-        } else if let Some(s) = payload.downcast_ref::<String>() {
-            s
-        } else {
-            "(not a string)"
         }
     }
 }
