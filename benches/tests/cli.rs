@@ -147,12 +147,7 @@ fn one_experiment_alone_lists_the_others_as_not_run() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("create.json")).unwrap()).unwrap();
     for id in ["ult-pooled", "ult-fresh"] {
-        let row = json["raw"]["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["row"]["id"] == id)
-            .unwrap_or_else(|| panic!("no {id} row"));
+        let row = report_row(&json, id);
         assert_eq!(row["row"]["status"], "Measured", "{row}");
         let values = row["row"]["values"].as_array().unwrap();
         assert!(
@@ -199,12 +194,7 @@ fn a_runtime_smoke_run_judges_the_five_targets() {
         "lwp-chan",
         "lwp-parked",
     ] {
-        let row = json["raw"]["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["row"]["id"] == id)
-            .unwrap_or_else(|| panic!("no row {id}"));
+        let row = report_row(&json, id);
         assert_eq!(row["row"]["status"], "Measured", "{id}: {row}");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -254,4 +244,14 @@ fn raise_limits_without_root_fails_clearly_before_measuring() {
     );
     assert!(!dir.join("REPORT.md").exists());
     assert_eq!(benches::sys::read_max_map_count().unwrap(), limit);
+}
+
+/// The row `id` of an experiment's JSON (`raw.rows[].row.id`); panics if there is none.
+fn report_row<'a>(json: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    json["raw"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["row"]["id"] == id)
+        .unwrap_or_else(|| panic!("no row {id}"))
 }
