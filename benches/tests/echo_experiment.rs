@@ -393,3 +393,91 @@ fn a_split_of_pairs_is_reported_as_resolved_or_as_a_coin_toss() {
     // Too few pairs to say anything.
     assert!(paired_finding(100, &[1.1; 4]).is_none());
 }
+
+#[test]
+fn waiting_requests_are_counted_on_the_side_that_has_not_read_them() {
+    let text =
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n\
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000003 00:00000000 00000000     0\n\
+   1: 0100007F:1F90 0100007F:C350 01 00000000:00000040 00:00000000 00000000     0\n\
+   2: 0100007F:1F90 0100007F:C351 01 00000000:00000000 00:00000000 00000000     0\n\
+   3: 0100007F:C350 0100007F:1F90 01 00000000:00000040 00:00000000 00000000     0\n\
+   4: 0100007F:C352 0100007F:1F90 01 00000000:00000080 00:00000000 00000000     0\n\
+   5: 0100007F:C353 0100007F:1F91 01 00000000:00000080 00:00000000 00000000     0\n\
+   6: 0100007F:C354 0100007F:1F90 06 00000000:00000080 00:00000000 00000000     0\n\
+   7: garbage\n";
+    // Port 0x1F90 = 8080: the listener's accept backlog (line 0), other ports (5) and
+    // sockets that are not established (6) do not count.
+    let w = benches::echo::parse_waiting(text, 8080);
+    assert_eq!(
+        w,
+        benches::echo::Waiting {
+            at_server: 1,
+            at_client: 2
+        }
+    );
+}
+
+#[test]
+fn waiting_on_sees_unread_bytes_of_a_live_loopback_connection() {
+    use std::io::Write;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("local addr").port();
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (mut server, _) = l.accept().expect("accept");
+    let settled = |want: benches::echo::Waiting| {
+        // The bytes cross loopback at once; allow a moment for a busy machine.
+        for _ in 0..200 {
+            let w = benches::echo::waiting_on(port).expect("/proc/net/tcp readable");
+            if w == want {
+                return w;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        benches::echo::waiting_on(port).expect("/proc/net/tcp readable")
+    };
+    let none = benches::echo::Waiting::default();
+    assert_eq!(settled(none), none);
+    client.write_all(b"request").expect("write");
+    let req = benches::echo::Waiting {
+        at_server: 1,
+        at_client: 0,
+    };
+    assert_eq!(settled(req), req);
+    server.write_all(b"echo").expect("write");
+    let both = benches::echo::Waiting {
+        at_server: 1,
+        at_client: 1,
+    };
+    assert_eq!(settled(both), both);
+}
+
+#[test]
+fn the_queue_finding_names_the_side_that_holds_the_requests() {
+    let mut rows = rows(&[(100_000.0, 900)], &[(100_000.0, 1000)]);
+    assert_eq!(
+        echo::queue_finding(&rows, 100),
+        None,
+        "no samples, no finding"
+    );
+    let w = |at_server, at_client| benches::echo::Waiting {
+        at_server,
+        at_client,
+    };
+    // lwp-mn: 2 + 60 at the server, 98 + 40 at the client (69%); tokio 95%.
+    rows[0].record_waiting(&w(2, 98));
+    rows[0].record_waiting(&w(60, 40));
+    rows[1].record_waiting(&w(5, 95));
+    let f = echo::queue_finding(&rows, 100).expect("samples at 100");
+    assert!(f.contains("lwp-mn 69%, tokio 95%"), "{f}");
+    assert!(f.contains("80% or more (tokio)"), "{f}");
+    assert_eq!(echo::queue_finding(&rows, 10_000), None, "another count");
+    rows[1].record_waiting(&w(95, 5));
+    let f = echo::queue_finding(&rows, 100).expect("samples at 100");
+    assert!(f.contains("tokio 50%") && !f.contains("or more"), "{f}");
+    for r in rows.iter_mut() {
+        r.waiting_at_server.iter_mut().for_each(|v| *v = 0.0);
+        r.waiting_at_client.iter_mut().for_each(|v| *v = 0.0);
+    }
+    assert_eq!(echo::queue_finding(&rows, 100), None, "nothing waiting");
+}

@@ -16,7 +16,14 @@
 //!    client reads `/proc/<pid>/stat` at both ends of it): the table's "server CPU per
 //!    request" and "load generator CPU" columns. Where the client is busy most of the window
 //!    it is the bottleneck, and the findings say so: requests/s then say how much CPU a
-//!    server leaves the client, and CPU per request compares the servers' own cost;
+//!    server leaves the client, and CPU per request compares the servers' own cost. Halfway
+//!    through the window the lab itself counts the connections whose request waits unread
+//!    at the server and those whose echo waits unread at the client (`/proc/net/tcp`,
+//!    [`echo::Waiting`]): with one request in flight per connection, that says whose queue
+//!    the latency percentiles measure. The CPU share alone cannot: beside a server that
+//!    keeps the other CPU busy, a client that holds nearly every request reads as 80% busy;
+//!    the read costs the lab some tens of milliseconds of kernel time at 10,000
+//!    connections, once per run;
 //! 4. kill both (a [`PeerProcess`] kills and reaps its child when dropped, on every path).
 //!
 //! Repetitions are interleaved (for rep: for connections: for server), each row's figure is
@@ -54,6 +61,10 @@ use std::time::{Duration, Instant};
 /// The load generator's CPU share (of one CPU, over the window) from which the findings call
 /// it the bottleneck.
 const SATURATED_CLIENT: f64 = 0.9;
+
+/// The share of the waiting requests that wait at the load generator (echoes it has not
+/// read yet) from which the findings say a server's latency columns measure its queue.
+const QUEUE_AT_CLIENT: f64 = 0.8;
 
 /// Parameters of one run of the experiment.
 #[derive(Debug, Clone, Serialize)]
@@ -205,6 +216,11 @@ pub struct EchoRow {
     /// The load generator's CPU time over the window (1.0 = one CPU throughout), per
     /// completed repetition that could read it.
     pub client_cpu_share: Vec<f64>,
+    /// Connections whose request waited unread at the server, mid-window, per repetition
+    /// that could read `/proc/net/tcp` ([`echo::Waiting`]).
+    pub waiting_at_server: Vec<f64>,
+    /// Connections whose echo waited unread at the load generator, at the same instants.
+    pub waiting_at_client: Vec<f64>,
     /// What went wrong in repetitions (deduplicated, first few).
     pub problems: Vec<String>,
     /// Repetitions that failed outright.
@@ -229,6 +245,8 @@ impl EchoRow {
             opened: Vec::new(),
             server_cpu_per_req_ns: Vec::new(),
             client_cpu_share: Vec::new(),
+            waiting_at_server: Vec::new(),
+            waiting_at_client: Vec::new(),
             problems: Vec::new(),
             failed_reps: 0,
         }
@@ -274,6 +292,12 @@ impl EchoRow {
         if let Some(e) = &r.first_error {
             self.problem(e.clone());
         }
+    }
+
+    /// Records where a completed repetition's requests waited mid-window.
+    pub fn record_waiting(&mut self, w: &echo::Waiting) {
+        self.waiting_at_server.push(w.at_server as f64);
+        self.waiting_at_client.push(w.at_client as f64);
     }
 
     /// Records a repetition that failed outright.
@@ -595,6 +619,7 @@ struct RunOut {
     rss_before: Option<u64>,
     rss_holding: Option<u64>,
     threads_holding: Option<u64>,
+    waiting: Option<echo::Waiting>,
 }
 
 fn child(exe: &Path, args: &[&str]) -> Command {
@@ -658,7 +683,10 @@ fn run_one(exe: &Path, server: &str, conns: usize, p: &Params) -> Result<RunOut,
     let rss_holding = echo::rss_of(pid);
     let threads_holding = echo::threads_of(pid);
     cli.send_line("GO")?;
-    let (status, lines) = cli.finish(warmup + p.window + Duration::from_secs(15))?;
+    // Halfway through the window, see which side holds the requests in flight.
+    std::thread::sleep(warmup + p.window / 2);
+    let waiting = echo::waiting_on(port).ok();
+    let (status, lines) = cli.finish(p.window / 2 + Duration::from_secs(15))?;
     if !status.success() {
         return Err(format!("the echo load generator exited with {status}"));
     }
@@ -680,6 +708,7 @@ fn run_one(exe: &Path, server: &str, conns: usize, p: &Params) -> Result<RunOut,
         rss_before,
         rss_holding,
         threads_holding,
+        waiting,
     })
 }
 
@@ -777,6 +806,9 @@ pub fn run_with(
                 match run_one(exe, &server, conns, &p) {
                     Ok(out) => {
                         row.record(&out.client);
+                        if let Some(w) = &out.waiting {
+                            row.record_waiting(w);
+                        }
                         // The idle rows keep one sample per common repetition.
                         if conns == p.idle_conns && rep < p.reps {
                             if let Some(ir) = idle.iter_mut().find(|r| r.server == server) {
@@ -916,6 +948,7 @@ fn section(
         "vs tokio req/s",
         "server CPU per request",
         "load generator CPU",
+        "requests waiting mid-window: at server / at load generator",
         "connection set-up",
         "errors",
         "reps",
@@ -973,6 +1006,13 @@ fn section(
                     Summary::of(&r.client_cpu_share)
                         .map(|s| format!("{:.0}%", s.median * 100.0))
                         .unwrap_or_else(|| "n/a".into()),
+                    match (
+                        Summary::of(&r.waiting_at_server),
+                        Summary::of(&r.waiting_at_client),
+                    ) {
+                        (Some(a), Some(b)) => format!("{:.0} / {:.0}", a.median, b.median),
+                        _ => "n/a".into(),
+                    },
                     setup.unwrap_or_else(|| "n/a".into()),
                     err_cell,
                     format!("{}", rps.n),
@@ -996,7 +1036,7 @@ fn section(
             }
             _ => {
                 let mut cells = vec![r.label.clone(), r.conns.to_string(), r.status.text()];
-                cells.extend(std::iter::repeat_n("-".to_string(), 9));
+                cells.extend(std::iter::repeat_n("-".to_string(), 10));
                 t.row(cells);
                 for bars in [&mut rps_bars, &mut p99_bars] {
                     bars.push(Bar {
@@ -1336,6 +1376,50 @@ pub fn paired_finding(conns: usize, paired_rps_ratios: &[f64]) -> Option<String>
     ))
 }
 
+/// Where the requests in flight waited at `conns` connections, per server over its
+/// mid-window samples ([`EchoRow::waiting_at_server`]); `None` without samples or with
+/// nothing waiting.
+pub fn queue_finding(rows: &[EchoRow], conns: usize) -> Option<String> {
+    let shares: Vec<(&str, f64)> = rows
+        .iter()
+        .filter(|r| r.conns == conns)
+        .filter_map(|r| {
+            let client: f64 = r.waiting_at_client.iter().sum();
+            let total = client + r.waiting_at_server.iter().sum::<f64>();
+            (total > 0.0).then(|| (r.server.as_str(), client / total))
+        })
+        .collect();
+    if shares.is_empty() {
+        return None;
+    }
+    let list = shares
+        .iter()
+        .map(|(s, v)| format!("{s} {:.0}%", v * 100.0))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let high: Vec<&str> = shares
+        .iter()
+        .filter(|(_, v)| *v >= QUEUE_AT_CLIENT)
+        .map(|(s, _)| *s)
+        .collect();
+    let verdict = if high.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Where it is {:.0}% or more ({}), the queue is the load generator's: the latency \
+             columns there measure mostly how long the load generator takes to come round to \
+             a connection, not how fast the server answers.",
+            QUEUE_AT_CLIENT * 100.0,
+            high.join(", ")
+        )
+    };
+    Some(format!(
+        "At {conns} connections, halfway through each window, the share of the waiting \
+         requests that were echoes the load generator had not read yet (the rest were \
+         requests the server had not read; receive queues in `/proc/net/tcp`): {list}.{verdict}"
+    ))
+}
+
 fn findings(
     p: &Params,
     rows: &[EchoRow],
@@ -1431,6 +1515,12 @@ fn findings(
             share.median * 100.0
         ));
     }
+    f.extend(
+        p.conns
+            .iter()
+            .filter(|&&c| c > 1)
+            .filter_map(|&c| queue_finding(rows, c)),
+    );
     // The lecture's three models, side by side at the largest count.
     if let Some(&c) = p.conns.last() {
         let get = |s: &str| {
