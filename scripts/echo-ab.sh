@@ -2,7 +2,8 @@
 # Interleaved echo runs (A B A B ...) of one or more lab binaries and server implementations,
 # with the lab's own peers (`lab internal-peer echo-server` / `echo-client`), one line per run
 # (the server's CPU per request and the client's CPU share need a lab binary that takes
-# `--server-pid`; older ones print no result).
+# `--server-pid`; older ones print no result; "p99 to arrival" is n/a from binaries older
+# than the receive timestamps).
 # For comparing two builds of the runtime side by side on a machine whose speed drifts.
 #
 # Usage: scripts/echo-ab.sh CONNS REPS LAB:IMPL [LAB:IMPL ...]
@@ -50,7 +51,8 @@ rps = d["requests"] / (d["window_ns"] / 1e9)
 cpu = d.get("server_cpu_ns"), d.get("client_cpu_ns")
 srv = "%.1f us" % (cpu[0] / d["requests"] / 1e3) if cpu[0] is not None and d["requests"] else "n/a"
 cli = "%.0f%%" % (100 * cpu[1] / d["window_ns"]) if cpu[1] is not None else "n/a"
-print("req/s %.0f  p50 %.0f us  p90 %.0f us  p99 %.0f us  errors %d  server CPU/request %s  client CPU %s"
-      % (rps, d["p50_ns"] / 1e3, d["p90_ns"] / 1e3, d["p99_ns"] / 1e3, d["errors"], srv, cli))')"
+arr = "%.0f us" % (d["arrival_p99_ns"] / 1e3) if d.get("arrival_p99_ns") is not None else "n/a"
+print("req/s %.0f  p50 %.0f us  p90 %.0f us  p99 %.0f us  p99 to arrival %s  errors %d  server CPU/request %s  client CPU %s"
+      % (rps, d["p50_ns"] / 1e3, d["p90_ns"] / 1e3, d["p99_ns"] / 1e3, arr, d["errors"], srv, cli))')"
     done
 done

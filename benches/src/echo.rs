@@ -31,7 +31,11 @@
 //!    server now holds n idle connections, and the experiment reads its RSS.
 //! 3. load: a closed loop on every connection (send `msg` bytes, wait for the whole echo,
 //!    send again), a warm-up, then a measured window; each request's latency goes into an
-//!    HDR histogram, printed as one JSON [`ClientResult`] line.
+//!    HDR histogram, printed as one JSON [`ClientResult`] line. A second histogram takes the
+//!    time from the send to the echo's arrival in this process's kernel (the socket's
+//!    software receive timestamp, `SO_TIMESTAMPNS`, read with `recvmsg`): the server's
+//!    response time without the time the echo then waits for this loop to come round to
+//!    it, which at 10,000 connections is most of the end-to-end latency.
 //!
 //! [`hold_idle`] (`lab internal-peer echo-idle`) does the ramp and then holds the
 //! connections silent for a given time (printing `OPEN <n>`): idle connections without a
@@ -49,7 +53,7 @@
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -438,6 +442,18 @@ pub struct ClientResult {
     /// worth when it is the bottleneck), if `/proc` could be read.
     #[serde(default)]
     pub client_cpu_ns: Option<u64>,
+    /// Requests in the window whose echo carried the kernel's receive timestamp (all of
+    /// them, unless the kernel does not stamp loopback packets).
+    #[serde(default)]
+    pub stamped: u64,
+    /// Median time from sending a request to its echo's arrival in the load generator's
+    /// kernel (the receive timestamp): the latency without the time the echo then waits
+    /// for the load generator to read it. `None` without stamped requests.
+    #[serde(default)]
+    pub arrival_p50_ns: Option<u64>,
+    /// 99th percentile of the same.
+    #[serde(default)]
+    pub arrival_p99_ns: Option<u64>,
 }
 
 impl ClientResult {
@@ -489,6 +505,10 @@ pub const RAMP_PENDING: usize = 256;
 struct Conn {
     stream: TcpStream,
     sent_at: Instant,
+    /// `sent_at` on the receive timestamps' clock ([`sys::realtime_ns`]).
+    sent_wall_ns: u64,
+    /// Receive timestamp of the echo's latest bytes.
+    arrived_ns: Option<u64>,
     got: usize,
     write_pending: usize,
     want_write: bool,
@@ -541,6 +561,8 @@ fn flush(c: &mut Conn, payload: &[u8]) -> io::Result<bool> {
 fn send(poller: &polling::Poller, c: &mut Conn, key: usize, payload: &[u8]) -> io::Result<()> {
     c.got = 0;
     c.sent_at = Instant::now();
+    c.sent_wall_ns = sys::realtime_ns();
+    c.arrived_ns = None;
     c.write_pending = payload.len();
     let done = flush(c, payload)?;
     set_interest(poller, c, key, !done)
@@ -568,6 +590,10 @@ struct Driver {
     buf: Vec<u8>,
     after: After,
     hist: hdrhistogram::Histogram<u64>,
+    /// Send to the echo's arrival in the kernel (receive timestamps), same window.
+    arrival_hist: hdrhistogram::Histogram<u64>,
+    /// Echoes in the window that carried a receive timestamp.
+    stamped: u64,
     /// Echoes completing in `[from, to)` are counted and their latency recorded.
     window: Option<(Instant, Instant)>,
     requests: u64,
@@ -590,6 +616,9 @@ impl Driver {
             after,
             hist: hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3)
                 .map_err(|e| e.to_string())?,
+            arrival_hist: hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3)
+                .map_err(|e| e.to_string())?,
+            stamped: 0,
             window: None,
             requests: 0,
             io_errors: 0,
@@ -604,6 +633,8 @@ impl Driver {
         let s = TcpStream::connect_timeout(&addr, timeout)?;
         let _ = s.set_nodelay(true);
         s.set_nonblocking(true)?;
+        // Without stamps the arrival columns say n/a; the load runs the same.
+        let _ = sys::enable_rx_timestamps(s.as_fd());
         let key = self.conns.len();
         // SAFETY: polling requires the source to stay open while registered. The stream is
         // owned by `self.conns` and deleted from the poller before it is dropped
@@ -619,6 +650,8 @@ impl Driver {
         let mut c = Conn {
             stream: s,
             sent_at: Instant::now(),
+            sent_wall_ns: 0,
+            arrived_ns: None,
             got: 0,
             write_pending: 0,
             want_write: false,
@@ -689,10 +722,11 @@ impl Driver {
         // the next request is sent at once and no further read is tried: nothing more can
         // arrive before the server has it (level-triggered epoll reports any surprise).
         loop {
-            match (&c.stream).read(&mut self.buf) {
-                Ok(0) => return Some("the server closed the connection".into()),
-                Ok(n) => {
+            match sys::recv_stamped(c.stream.as_fd(), &mut self.buf) {
+                Ok((0, _)) => return Some("the server closed the connection".into()),
+                Ok((n, stamp)) => {
                     c.got += n;
+                    c.arrived_ns = stamp.or(c.arrived_ns);
                     if c.got < msg {
                         continue;
                     }
@@ -708,6 +742,11 @@ impl Driver {
                             self.requests += 1;
                             let ns = (now - c.sent_at).as_nanos().clamp(1, 60_000_000_000);
                             let _ = self.hist.record(ns as u64);
+                            if let Some(at) = c.arrived_ns {
+                                self.stamped += 1;
+                                let ns = at.saturating_sub(c.sent_wall_ns).clamp(1, 60_000_000_000);
+                                let _ = self.arrival_hist.record(ns);
+                            }
                         }
                     }
                     if !c.served {
@@ -882,6 +921,10 @@ pub fn run_client_with(
         max_ns: d.hist.max(),
         server_cpu_ns,
         client_cpu_ns,
+        stamped: d.stamped,
+        arrival_p50_ns: (!d.arrival_hist.is_empty()).then(|| d.arrival_hist.value_at_quantile(0.5)),
+        arrival_p99_ns: (!d.arrival_hist.is_empty())
+            .then(|| d.arrival_hist.value_at_quantile(0.99)),
     })
 }
 

@@ -19,7 +19,8 @@
 //!   re-raises the signal with its default action). At most one guard exists at a time.
 //!
 //! Called by `pingpong` (the switch loops), `experiments::create`, `experiments::runtime`,
-//! `probe`, `echo` (the CPU times of server and load generator, [`stat_cpu_ticks`]) and
+//! `probe`, `echo` (the CPU times of server and load generator, [`stat_cpu_ticks`]; the
+//! load generator's receive timestamps, [`recv_stamped`]) and
 //! `bin/lab.rs` (the limit guard, and the lab's own CPU time).
 
 use std::ffi::CStr;
@@ -295,6 +296,86 @@ pub fn rss_bytes() -> Option<u64> {
 /// unknown).
 pub fn clock_ticks_per_second() -> u64 {
     sysconf_or(libc::_SC_CLK_TCK, 100)
+}
+
+/// Asks the kernel to stamp every packet that arrives for socket `fd` with the time it
+/// arrived (`SO_TIMESTAMPNS`, software receive timestamps, `CLOCK_REALTIME`), which
+/// [`recv_stamped`] then returns.
+pub fn enable_rx_timestamps(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: `fd` is an open descriptor for the call (borrowed); setsockopt reads
+    // `size_of::<c_int>()` bytes from `on`, which lives for the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `read` on socket `fd` that also returns the arrival time of the last bytes read, in
+/// nanoseconds since the Unix epoch, when the socket has [`enable_rx_timestamps`] on and the
+/// kernel stamped them (`None` otherwise).
+pub fn recv_stamped(
+    fd: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Option<u64>)> {
+    use std::os::fd::AsRawFd;
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Room for one `SCM_TIMESTAMPNS` message (a timespec) and then some, 8-byte aligned as
+    // a cmsghdr needs.
+    let mut control = [0u64; 8];
+    // SAFETY: an all-zero msghdr is valid (null name, no iovecs, no control).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: `msg` points at one iovec over `buf` and at `control`, all alive and writable
+    // for the call; the kernel writes at most their lengths.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut stamp = None;
+    // SAFETY: `msg` was filled by recvmsg, so its control length covers only complete
+    // messages inside `control`; CMSG_FIRSTHDR / CMSG_NXTHDR stay inside it (they return
+    // null at its end), and a timestamp message's data holds one timespec, read unaligned.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+            {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::timespec);
+                if ts.tv_sec > 0 {
+                    stamp = Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n as usize, stamp))
+}
+
+/// Now, in nanoseconds since the Unix epoch (`CLOCK_REALTIME`, the clock of
+/// [`recv_stamped`]'s stamps); 0 before 1970.
+pub fn realtime_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// The CPU times of a `/proc/<pid>/stat` line, in clock ticks: utime, stime, cutime and

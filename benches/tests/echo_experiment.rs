@@ -223,6 +223,18 @@ fn a_smoke_run_through_the_lab_binary_measures_every_row() {
         // The client read the server's and its own CPU time at both ends of the window.
         assert_eq!(r.server_cpu_per_req_ns.len(), reps, "{}", r.id);
         assert_eq!(r.client_cpu_share.len(), reps, "{}", r.id);
+        // Every echo carried its arrival time, which comes before the load generator read
+        // it: the arrival median cannot exceed the end-to-end one (3 significant digits).
+        assert_eq!(r.arrival_p99_ns.len(), reps, "{}", r.id);
+        for (arrival, e2e) in r.arrival_p50_ns.iter().zip(&r.p50_ns) {
+            assert!(
+                *arrival <= e2e * 1.002 + 1_000.0,
+                "{}: {arrival} > {e2e}",
+                r.id
+            );
+        }
+        // The lab looked at the receive queues once per repetition.
+        assert_eq!(r.waiting_at_server.len(), reps, "{}", r.id);
     }
     for t in &out.targets {
         assert_eq!(t.reps_meeting.split('/').nth(1), Some("2"), "{}", t.conns);
@@ -480,4 +492,51 @@ fn the_queue_finding_names_the_side_that_holds_the_requests() {
         r.waiting_at_client.iter_mut().for_each(|v| *v = 0.0);
     }
     assert_eq!(echo::queue_finding(&rows, 100), None, "nothing waiting");
+}
+
+#[test]
+fn the_arrival_finding_compares_many_to_many_with_tokio() {
+    let mut rows = rows(&[(100_000.0, 900)], &[(100_000.0, 1000)]);
+    assert_eq!(
+        echo::arrival_finding(&rows, 100),
+        None,
+        "no stamps, no finding"
+    );
+    rows[0].arrival_p50_ns = vec![40_000.0];
+    rows[0].arrival_p99_ns = vec![600_000.0];
+    assert_eq!(echo::arrival_finding(&rows, 100), None, "tokio has none");
+    rows[1].arrival_p50_ns = vec![90_000.0];
+    rows[1].arrival_p99_ns = vec![800_000.0];
+    let f = echo::arrival_finding(&rows, 100).expect("both stamped");
+    assert!(f.contains("p99 0.750x of tokio's"), "{f}");
+    assert_eq!(echo::arrival_finding(&rows, 10_000), None, "another count");
+}
+
+#[test]
+fn a_stamped_read_returns_the_bytes_and_when_they_arrived() {
+    use benches::sys::{enable_rx_timestamps, realtime_ns, recv_stamped};
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut client = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+    let (server, _) = l.accept().expect("accept");
+    enable_rx_timestamps(server.as_fd()).expect("SO_TIMESTAMPNS");
+    let before = realtime_ns();
+    client.write_all(b"stamp me").expect("write");
+    let mut buf = [0u8; 64];
+    let (n, stamp) = recv_stamped(server.as_fd(), &mut buf).expect("recvmsg");
+    let after = realtime_ns();
+    assert_eq!(&buf[..n], b"stamp me");
+    let stamp = stamp.expect("loopback packets are stamped once timestamps are on");
+    // Same clock; allow a millisecond for a clock step between the reads.
+    assert!(
+        stamp + 1_000_000 >= before && stamp <= after + 1_000_000,
+        "{before} <= {stamp} <= {after}"
+    );
+    // Without the option there is no stamp, and the read still works.
+    let mut client = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+    let (plain, _) = l.accept().expect("accept");
+    client.write_all(b"plain").expect("write");
+    let (n, stamp) = recv_stamped(plain.as_fd(), &mut buf).expect("recvmsg");
+    assert_eq!((&buf[..n], stamp), (&b"plain"[..], None));
 }

@@ -216,6 +216,12 @@ pub struct EchoRow {
     /// The load generator's CPU time over the window (1.0 = one CPU throughout), per
     /// completed repetition that could read it.
     pub client_cpu_share: Vec<f64>,
+    /// Median time from a request's send to its echo's arrival in the load generator's
+    /// kernel (receive timestamps, [`ClientResult::arrival_p50_ns`]), per repetition that
+    /// had stamps.
+    pub arrival_p50_ns: Vec<f64>,
+    /// 99th percentile of the same, per repetition that had stamps.
+    pub arrival_p99_ns: Vec<f64>,
     /// Connections whose request waited unread at the server, mid-window, per repetition
     /// that could read `/proc/net/tcp` ([`echo::Waiting`]).
     pub waiting_at_server: Vec<f64>,
@@ -245,6 +251,8 @@ impl EchoRow {
             opened: Vec::new(),
             server_cpu_per_req_ns: Vec::new(),
             client_cpu_share: Vec::new(),
+            arrival_p50_ns: Vec::new(),
+            arrival_p99_ns: Vec::new(),
             waiting_at_server: Vec::new(),
             waiting_at_client: Vec::new(),
             problems: Vec::new(),
@@ -289,6 +297,10 @@ impl EchoRow {
         self.server_cpu_per_req_ns
             .extend(r.server_cpu_per_request_ns());
         self.client_cpu_share.extend(r.client_cpu_share());
+        self.arrival_p50_ns
+            .extend(r.arrival_p50_ns.map(|v| v as f64));
+        self.arrival_p99_ns
+            .extend(r.arrival_p99_ns.map(|v| v as f64));
         if let Some(e) = &r.first_error {
             self.problem(e.clone());
         }
@@ -945,6 +957,7 @@ fn section(
         "p50 latency",
         "p99 latency: median (min - max)",
         "max latency",
+        "to the echo's arrival: p50, p99",
         "vs tokio req/s",
         "server CPU per request",
         "load generator CPU",
@@ -996,6 +1009,15 @@ fn section(
                     fmt_ns(p50.median),
                     range(&p99, fmt_ns),
                     max.unwrap_or_else(|| "n/a".into()),
+                    match (
+                        Summary::of(&r.arrival_p50_ns),
+                        Summary::of(&r.arrival_p99_ns),
+                    ) {
+                        (Some(a), Some(b)) => {
+                            format!("{}, {}", fmt_ns(a.median), fmt_ns(b.median))
+                        }
+                        _ => "n/a".into(),
+                    },
                     tokio
                         .filter(|t| t.median > 0.0)
                         .map(|t| fmt_ratio(rps.median / t.median))
@@ -1036,7 +1058,7 @@ fn section(
             }
             _ => {
                 let mut cells = vec![r.label.clone(), r.conns.to_string(), r.status.text()];
-                cells.extend(std::iter::repeat_n("-".to_string(), 10));
+                cells.extend(std::iter::repeat_n("-".to_string(), 11));
                 t.row(cells);
                 for bars in [&mut rps_bars, &mut p99_bars] {
                     bars.push(Bar {
@@ -1134,7 +1156,10 @@ fn section(
         ),
         "Closed loop: each connection has one request in flight, so at N connections the \
          latency is about N / throughput (Little's law); at 10,000 connections p99 is mostly \
-         queueing in client and server, not service time."
+         queueing in client and server, not service time. The column \"to the echo's \
+         arrival\" stops the clock when the echo reaches the load generator's kernel (a \
+         software receive timestamp), before it waits to be read; the column of requests \
+         waiting says which side held the queue halfway through the window."
             .into(),
         format!(
             "Connection set-up is not measured in the window: the client opens the connections \
@@ -1420,6 +1445,34 @@ pub fn queue_finding(rows: &[EchoRow], conns: usize) -> Option<String> {
     ))
 }
 
+/// Many-to-many's and tokio's latency to the echo's arrival at `conns` connections (the
+/// server's response time without the load generator's own queue), beside the end-to-end
+/// p99 the target uses; `None` where either has no stamped repetition.
+pub fn arrival_finding(rows: &[EchoRow], conns: usize) -> Option<String> {
+    let get = |server: &str| {
+        let r = rows
+            .iter()
+            .find(|r| r.server == server && r.conns == conns && r.measured())?;
+        Some((
+            Summary::of(&r.arrival_p50_ns)?,
+            Summary::of(&r.arrival_p99_ns)?,
+        ))
+    };
+    let ((ours50, ours99), (tokio50, tokio99)) = (get("lwp-mn")?, get("tokio")?);
+    Some(format!(
+        "At {conns} connections, from a request's send to its echo's arrival in the load \
+         generator's kernel (software receive timestamps, so without the time the echo then \
+         waits to be read): many-to-many p50 {} and p99 {}, tokio p50 {} and p99 {}; p99 \
+         {} of tokio's. The target's p99 is the end-to-end one, which includes the load \
+         generator's queue.",
+        fmt_ns(ours50.median),
+        fmt_ns(ours99.median),
+        fmt_ns(tokio50.median),
+        fmt_ns(tokio99.median),
+        fmt_ratio(ours99.median / tokio99.median.max(1e-9))
+    ))
+}
+
 fn findings(
     p: &Params,
     rows: &[EchoRow],
@@ -1520,6 +1573,12 @@ fn findings(
             .iter()
             .filter(|&&c| c > 1)
             .filter_map(|&c| queue_finding(rows, c)),
+    );
+    f.extend(
+        p.conns
+            .iter()
+            .filter(|&&c| c > 1)
+            .filter_map(|&c| arrival_finding(rows, c)),
     );
     // The lecture's three models, side by side at the largest count.
     if let Some(&c) = p.conns.last() {
