@@ -443,7 +443,8 @@ pub struct ClientResult {
     #[serde(default)]
     pub client_cpu_ns: Option<u64>,
     /// Requests in the window whose echo carried the kernel's receive timestamp (all of
-    /// them, unless the kernel does not stamp loopback packets).
+    /// them, unless the kernel does not stamp loopback packets: the first socket to ask
+    /// turns stamping on from a work queue, so only packets of the ramp may go unstamped).
     #[serde(default)]
     pub stamped: u64,
     /// Median time from sending a request to its echo's arrival in the load generator's
