@@ -11,12 +11,25 @@
 //!
 //! | impl | server |
 //! |---|---|
-//! | `lwp-m1` / `lwp-11` / `lwp-mn` | `lwp::net` on a runtime of that model (many-to-one, one-to-one, many-to-many with one LWP per core); a ULT (64 KiB stack) per connection |
+//! | `lwp-m1` / `lwp-11` / `lwp-mn` | `lwp::net` on a runtime of that model (many-to-one, one-to-one, many-to-many with one LWP per core); a ULT (64 KiB stack) per connection; under many-to-many the connection ULTs are migratable (see below) |
+//! | `lwp-mn-home` | as `lwp-mn`, with the runtime's default: a started ULT stays on its first LWP |
 //! | `tokio` | tokio multi-thread runtime (one worker per core), a task per connection |
 //! | `may` | may with one worker per core, a coroutine (64 KiB stack) per connection |
 //! | `event-loop` | no runtime: one thread, one edge-triggered epoll loop (`mio`), per connection a buffer and the echo's position in it (the lecture's finite-state machine, and the floor of the table) |
 //!
-//! All six listen on a socket made the same way ([`listener`]: `SO_REUSEADDR`, backlog
+//! Why `lwp-mn` opts its connection ULTs into migration (`lwp::Builder::migratable`, the
+//! `unsafe` opt-in of the soundness policy; the handler holds no thread-local across a
+//! switch): an LWP is a kernel thread that shares the CPUs with everything else, here the
+//! load generator. With ULTs that stay home, the ULTs of an LWP that waits for a CPU wait
+//! with it, while the other LWP may have nothing to run; with migration an idle LWP takes
+//! them. On the 2-vCPU machine this is what separates the two at 10,000 connections: after
+//! the one-to-one server's run, the home-bound server fell to 81-84k requests/s in 4 of 4
+//! runs while tokio served 93-101k, and the migratable one served 92-98k (two interleaved
+//! series, lab runs that ordered the servers by hand). tokio's tasks and may's coroutines
+//! migrate too (may's spawn is `unsafe` for that reason), so the comparison is like with like;
+//! `lwp-mn-home` keeps the default in the table beside it.
+//!
+//! All seven listen on a socket made the same way ([`listener`]: `SO_REUSEADDR`, backlog
 //! [`BACKLOG`]), so connection set-up is not skewed by different accept-queue lengths.
 //!
 //! The load generator ([`run_client`]) is the same for every server and runs in its own child
@@ -65,7 +78,15 @@ use serde::{Deserialize, Serialize};
 use crate::sys;
 
 /// Server implementations the experiment knows.
-pub const IMPLS: [&str; 6] = ["lwp-m1", "lwp-11", "lwp-mn", "tokio", "may", "event-loop"];
+pub const IMPLS: [&str; 7] = [
+    "lwp-m1",
+    "lwp-11",
+    "lwp-mn",
+    "lwp-mn-home",
+    "tokio",
+    "may",
+    "event-loop",
+];
 
 /// Listen backlog of every server (tokio's and may's own `bind` use the same).
 pub const BACKLOG: i32 = 1024;
@@ -156,7 +177,8 @@ where
         Ok((l, port))
     };
     match impl_name {
-        "lwp-m1" | "lwp-11" | "lwp-mn" => {
+        "lwp-m1" | "lwp-11" | "lwp-mn" | "lwp-mn-home" => {
+            let migrate = impl_name == "lwp-mn";
             let model = match impl_name {
                 "lwp-m1" => lwp::Model::ManyToOne,
                 "lwp-11" => lwp::Model::OneToOne,
@@ -177,9 +199,16 @@ where
                             let _ = s.set_nodelay(true);
                             // A connection that cannot get a ULT is dropped (closed): the
                             // client counts it as an error.
-                            let _ = lwp::Builder::new()
-                                .stack_size(CONN_STACK)
-                                .spawn(move || echo_conn(s));
+                            let builder = lwp::Builder::new().stack_size(CONN_STACK);
+                            let builder = if migrate {
+                                // SAFETY: `echo_conn` keeps no thread-local reference and no
+                                // `!Send` value across a switch: its state is the stream and
+                                // a buffer on its own stack (see the module header).
+                                unsafe { builder.migratable() }
+                            } else {
+                                builder
+                            };
+                            let _ = builder.spawn(move || echo_conn(s));
                         }
                         Err(e) if transient_accept_error(&e) => {}
                         Err(e) => return Err(format!("accept: {e}")),
@@ -1254,7 +1283,7 @@ enum PeerArgs {
     /// Serve until killed; prints `PORT <n>`.
     #[command(name = "echo-server")]
     Server {
-        /// One of lwp-m1, lwp-11, lwp-mn, tokio, may, event-loop.
+        /// One of lwp-m1, lwp-11, lwp-mn, lwp-mn-home, tokio, may, event-loop.
         #[arg(long = "impl")]
         imp: String,
     },

@@ -174,12 +174,13 @@ fn quick_mode_measures_the_issue_counts() {
 #[test]
 fn outside_the_lab_binary_every_row_is_missing() {
     let out = echo::run_with(Mode::Quick, 3, 3, None, |_| ProgressBar::hidden());
-    assert_eq!(out.rows.len(), 18);
+    // Three counts of seven servers, and one idle row per server.
+    assert_eq!(out.rows.len(), 21);
     assert!(out
         .rows
         .iter()
         .all(|r| matches!(r.status, Status::Missing(_))));
-    assert_eq!(out.idle.len(), 6);
+    assert_eq!(out.idle.len(), 7);
     assert_eq!(out.targets.len(), 2);
     assert!(out.targets.iter().all(|t| t.verdict == Verdict::Unknown));
     let s = &out.section;

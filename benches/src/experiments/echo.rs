@@ -164,7 +164,11 @@ pub fn servers(cores: usize) -> Vec<(&'static str, String, Model)> {
                     Model::KernelThread,
                 ),
                 "lwp-mn" => (
-                    format!("lwp many-to-many: ULTs on {cores} LWPs"),
+                    format!("lwp many-to-many: ULTs on {cores} LWPs, migratable"),
+                    Model::Ult,
+                ),
+                "lwp-mn-home" => (
+                    format!("lwp many-to-many: ULTs on {cores} LWPs, stay on their first"),
                     Model::Ult,
                 ),
                 "tokio" => (
