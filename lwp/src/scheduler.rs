@@ -501,6 +501,10 @@ impl Schedule for Shared {
 
     fn wake(&self, ult: RawUlt) {
         if ult.may_migrate() {
+            // It is probably the next ULT this LWP runs (`fresh` pops the newest), and a
+            // deque has no look-ahead for `pop_ready`'s pipeline: start fetching its worker
+            // and parked stack now, while the waker's other work hides the misses.
+            ult.prefetch();
             return self.push_stealable(ult);
         }
         let home = ult.home();
