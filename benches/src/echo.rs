@@ -469,6 +469,12 @@ pub struct ClientResult {
     /// pid was given and `/proc` could be read.
     #[serde(default)]
     pub server_cpu_ns: Option<u64>,
+    /// Of [`ClientResult::server_cpu_ns`], the time the kernel spent on the server's behalf
+    /// (system time). The kernel samples the user/system split at its clock tick and
+    /// `/proc` reports it in 10 ms units, so read it as a share over a window, not as an
+    /// exact figure.
+    #[serde(default)]
+    pub server_system_ns: Option<u64>,
     /// CPU time this load generator used during the measured window (about one window's
     /// worth when it is the bottleneck), if `/proc` could be read.
     #[serde(default)]
@@ -498,6 +504,14 @@ impl ClientResult {
     pub fn server_cpu_per_request_ns(&self) -> Option<f64> {
         let cpu = self.server_cpu_ns?;
         (self.requests > 0).then(|| cpu as f64 / self.requests as f64)
+    }
+
+    /// The kernel's share of the server's CPU time over the window (system time over user +
+    /// system), if both were read and the server used any.
+    pub fn server_kernel_share(&self) -> Option<f64> {
+        let cpu = self.server_cpu_ns?;
+        let system = self.server_system_ns?;
+        (cpu > 0).then(|| system.min(cpu) as f64 / cpu as f64)
     }
 
     /// The load generator's CPU time over the window's length (1.0: one CPU all the time).
@@ -905,7 +919,12 @@ pub fn run_client_with(
     let measure_from = start + spec.warmup;
     let end = measure_from + spec.window;
     d.window = Some((measure_from, end));
-    let cpu_now = || (spec.server_pid.and_then(process_cpu_ns), self_cpu_ns());
+    let cpu_now = || {
+        (
+            spec.server_pid.and_then(process_cpu_split_ns),
+            self_cpu_ns(),
+        )
+    };
     let mut cpu_at_start = None;
     while d.live > 0 {
         let now = Instant::now();
@@ -928,9 +947,13 @@ pub fn run_client_with(
     }
     let cpu_at_end = cpu_now();
     let used = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?));
-    let (server_cpu_ns, client_cpu_ns) = match cpu_at_start {
-        Some((s0, c0)) => (used(s0, cpu_at_end.0), used(c0, cpu_at_end.1)),
-        None => (None, None),
+    let (server_cpu_ns, server_system_ns, client_cpu_ns) = match cpu_at_start {
+        Some((s0, c0)) => (
+            used(s0.map(|s| s.total), cpu_at_end.0.map(|s| s.total)),
+            used(s0.map(|s| s.system), cpu_at_end.0.map(|s| s.system)),
+            used(c0, cpu_at_end.1),
+        ),
+        None => (None, None, None),
     };
     d.close_all();
     let q = |p: f64| {
@@ -956,6 +979,7 @@ pub fn run_client_with(
         p999_ns: q(0.999),
         max_ns: d.hist.max(),
         server_cpu_ns,
+        server_system_ns,
         client_cpu_ns,
         stamped: d.stamped,
         arrival_p50_ns: (!d.arrival_hist.is_empty()).then(|| d.arrival_hist.value_at_quantile(0.5)),
@@ -969,6 +993,26 @@ pub fn run_client_with(
 /// (10 ms at the usual 100 Hz), so a window of a second or more reads within about 1%.
 pub fn process_cpu_ns(pid: u32) -> Option<u64> {
     stat_cpu_ns(&format!("/proc/{pid}/stat"))
+}
+
+/// A process's CPU time so far, in nanoseconds: user + system, and the system part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuSplit {
+    /// User + system time.
+    pub total: u64,
+    /// System time (the kernel's work on the process's behalf).
+    pub system: u64,
+}
+
+/// [`process_cpu_ns`] with its system part ([`CpuSplit`]), from the same read.
+pub fn process_cpu_split_ns(pid: u32) -> Option<CpuSplit> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let [utime, stime, ..] = sys::stat_cpu_ticks(&stat)?;
+    let ns = |ticks: u64| ticks * 1_000_000_000 / sys::clock_ticks_per_second();
+    Some(CpuSplit {
+        total: ns(utime + stime),
+        system: ns(stime),
+    })
 }
 
 /// [`process_cpu_ns`] of the calling process.

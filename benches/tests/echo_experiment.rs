@@ -363,6 +363,81 @@ fn paired_ratios_show_the_spread_behind_the_median() {
 }
 
 #[test]
+fn the_system_part_of_a_process_cpu_time_grows_while_it_makes_system_calls() {
+    let me = std::process::id();
+    let before = benches::echo::process_cpu_split_ns(me).expect("/proc/<pid>/stat readable");
+    assert!(before.system <= before.total, "{before:?}");
+    assert_eq!(
+        benches::echo::process_cpu_split_ns(u32::MAX),
+        None,
+        "no such process"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        // Each metadata call is a statx system call: kernel time, charged as system time.
+        for _ in 0..10_000 {
+            let _ = std::hint::black_box(std::fs::metadata("/"));
+        }
+        let now = benches::echo::process_cpu_split_ns(me).expect("/proc/<pid>/stat readable");
+        assert!(now.system <= now.total, "{now:?}");
+        if now.system > before.system {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "5 s of system calls left the system time at {} ns",
+            now.system
+        );
+    }
+}
+
+#[test]
+fn the_kernel_share_finding_splits_each_server_cpu_per_request() {
+    let mut rows = measured_rows_at_100();
+    for r in rows.iter_mut() {
+        // (server CPU per request, of which system time), ns.
+        let (per_request_ns, system_ns) = match r.server.as_str() {
+            "event-loop" => (4_000, 3_800),
+            "lwp-mn" => (5_000, 4_500),
+            "tokio" => (6_000, 5_400),
+            _ => continue,
+        };
+        let mut res = result(100_000.0, 1000);
+        res.server_cpu_ns = Some(per_request_ns * res.requests);
+        res.server_system_ns = Some(system_ns * res.requests);
+        assert_eq!(
+            res.server_kernel_share(),
+            Some(system_ns as f64 / per_request_ns as f64)
+        );
+        r.record(&res);
+    }
+    let f = echo::kernel_share_finding(&rows, 100).expect("three servers with figures");
+    assert!(f.contains("event-loop 95% (200 ns in user space)"), "{f}");
+    assert!(f.contains("lwp-mn 90% (500 ns in user space)"), "{f}");
+    assert!(f.contains("tokio 90% (600 ns in user space)"), "{f}");
+    assert!(
+        !f.contains("may"),
+        "rows without a figure are left out: {f}"
+    );
+    assert_eq!(
+        echo::kernel_share_finding(&rows, 10_000),
+        None,
+        "no rows there"
+    );
+    rows.retain(|r| r.server == "tokio");
+    assert_eq!(
+        echo::kernel_share_finding(&rows, 100),
+        None,
+        "one server is no comparison"
+    );
+    let without_split = ClientResult {
+        server_cpu_ns: Some(1000),
+        ..result(1.0, 1)
+    };
+    assert_eq!(without_split.server_kernel_share(), None);
+}
+
+#[test]
 fn the_floor_finding_gives_each_runtime_as_a_multiple_of_the_event_loop() {
     let mut rows = measured_rows_at_100();
     for r in rows.iter_mut() {

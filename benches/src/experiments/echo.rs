@@ -217,6 +217,9 @@ pub struct EchoRow {
     pub opened: Vec<usize>,
     /// Server CPU time per request (ns), per completed repetition that could read it.
     pub server_cpu_per_req_ns: Vec<f64>,
+    /// The kernel's share of the server's CPU time ([`ClientResult::server_kernel_share`]),
+    /// per completed repetition that could read it.
+    pub server_kernel_share: Vec<f64>,
     /// The load generator's CPU time over the window (1.0 = one CPU throughout), per
     /// completed repetition that could read it.
     pub client_cpu_share: Vec<f64>,
@@ -254,6 +257,7 @@ impl EchoRow {
             errors: Vec::new(),
             opened: Vec::new(),
             server_cpu_per_req_ns: Vec::new(),
+            server_kernel_share: Vec::new(),
             client_cpu_share: Vec::new(),
             arrival_p50_ns: Vec::new(),
             arrival_p99_ns: Vec::new(),
@@ -300,6 +304,7 @@ impl EchoRow {
         self.opened.push(r.conns);
         self.server_cpu_per_req_ns
             .extend(r.server_cpu_per_request_ns());
+        self.server_kernel_share.extend(r.server_kernel_share());
         self.client_cpu_share.extend(r.client_cpu_share());
         self.arrival_p50_ns
             .extend(r.arrival_p50_ns.map(|v| v as f64));
@@ -1385,6 +1390,43 @@ pub fn floor_finding(rows: &[EchoRow], conns: usize) -> Option<String> {
     ))
 }
 
+/// The finding that splits each server's CPU per request at `conns` connections into the
+/// kernel's part (system time) and the rest: how much of a server's cost its runtime could
+/// change at all. `None` unless at least two servers have the figures.
+pub fn kernel_share_finding(rows: &[EchoRow], conns: usize) -> Option<String> {
+    let mut seen = Vec::new();
+    let parts: Vec<String> = rows
+        .iter()
+        .filter(|r| r.conns == conns && r.status == Status::Measured)
+        .filter(|r| {
+            // One entry per server (a report has one row per server and count).
+            let first = !seen.contains(&r.server.as_str());
+            seen.push(r.server.as_str());
+            first
+        })
+        .filter_map(|r| {
+            let share = Summary::of(&r.server_kernel_share)?.median;
+            let per_request = Summary::of(&r.server_cpu_per_req_ns)?.median;
+            Some(format!(
+                "{} {:.0}% ({} in user space)",
+                r.server,
+                100.0 * share,
+                fmt_ns(per_request * (1.0 - share))
+            ))
+        })
+        .collect();
+    if parts.len() < 2 {
+        return None;
+    }
+    Some(format!(
+        "At {conns} connection{} the kernel's share of each server's CPU time (system time, \
+         which the kernel samples at its clock tick; medians): {}. Only the rest is the \
+         runtime's own work and the application's, so that is all a runtime can save.",
+        if conns == 1 { "" } else { "s" },
+        parts.join(", ")
+    ))
+}
+
 /// What the target pair's single repetition pairs say, by a sign test on their requests/s
 /// ratios (at least five pairs): whether many-to-many served more often than fair coins
 /// would make it, or whether the run cannot tell the two apart.
@@ -1596,6 +1638,11 @@ fn findings(
         }
     }
     f.extend(p.conns.iter().filter_map(|&c| floor_finding(rows, c)));
+    f.extend(
+        p.conns
+            .iter()
+            .filter_map(|&c| kernel_share_finding(rows, c)),
+    );
     let per: Vec<String> = idle
         .iter()
         .filter_map(|r| {
