@@ -22,8 +22,8 @@
 //!   [`GLOBAL_CHECK_INTERVAL`] scheduling rounds so that it never starves.
 //!
 //! # Idle LWPs and wake-ups (no lost wake-up)
-//! An LWP with nothing to run first polls its reactor once without blocking, then spins,
-//! searching all queues, for up to [`SPIN_TIME`] (at most half of the LWPs spin at once);
+//! An LWP with nothing to run spins, searching all queues and polling its reactor without
+//! blocking every few rounds, for up to [`SPIN_TIME`] (at most half of the LWPs spin at once);
 //! then it publishes itself as idle
 //! (`idle` list, `num_idle`, its `sleeping` flag), issues a SeqCst fence, searches once more,
 //! and only then sleeps in its own reactor (`epoll_wait`, with the next timer deadline as
@@ -131,12 +131,23 @@ pub const BALANCE_FLOOR: u64 = 256;
 /// How long an idle LWP spins, searching for work (and polling its reactor), before it
 /// sleeps in its reactor. Short: with one reactor per LWP the kernel wakes a sleeping LWP
 /// directly when its sockets become ready, and a spinning LWP takes CPU time from everyone
-/// else on the machine. Measured with interleaved runs of the lab's echo peers (a scratch
-/// build with the spin time as a knob; `scripts/echo-ab.sh` runs such comparisons between
-/// builds), 2 vCPUs shared with the load generator: 50 µs -> 5 µs gave 80.8k -> 90.5k
-/// requests/s at 100 connections (medians of 5), +8% and +16% in two runs at 10,000, and
-/// about 1 µs more median latency on one connection (26-28 vs 25-27 µs).
-pub const SPIN_TIME: Duration = Duration::from_micros(5);
+/// else on the machine. Long enough to cover a request's turnaround on loopback, so that a
+/// lone connection's next request finds the LWP awake: on the 2-vCPU development machine,
+/// one echo connection served 45.5-46.2k requests/s with 13 µs, 37.3-38.0k with 5 µs and
+/// 37.5-38.4k under tokio, at 21.2-21.7 against 20.3-20.7 µs of server CPU per request
+/// (three interleaved runs, `WINDOW_MS=1000 scripts/echo-ab.sh 1 3 ...`, scratch builds of
+/// each value); at 100 and 10,000 connections LWPs rarely run dry and the value made no
+/// difference beyond the noise (four runs each). An earlier version read the clock only
+/// every 16 rounds and so spun about 13 µs while this said 5; it also polled the reactor
+/// only at the start of a spin, so a longer spin delayed readiness (with the clock read
+/// every round and that one poll, 17 µs served 33k).
+pub const SPIN_TIME: Duration = Duration::from_micros(13);
+/// `pause` instructions between two searches of a spinning LWP (each costs 24 ns on the
+/// AMD development machine; Intel's cores since Skylake take about 140 cycles).
+const SPIN_PAUSES: u32 = 32;
+/// A spinning LWP polls its reactor (a non-blocking `epoll_wait`) every this many rounds,
+/// about every 2.5 µs, so readiness that arrives during the spin is taken within that.
+const SPIN_POLL_EVERY: u32 = 3;
 
 /// How the scheduler was configured.
 #[derive(Debug, Clone)]
@@ -817,12 +828,14 @@ impl WorkerCtx {
             let mut rounds = 0u32;
             loop {
                 // ULTs waiting for I/O: readiness is work too (a non-blocking epoll_wait),
-                // polled once per spin, as Go's `findrunnable` does before it spins: an
-                // `epoll_wait` costs more than a whole round of searching, and readiness that
-                // arrives while this LWP spins is taken by the blocking poll it parks in
-                // (which returns at once), at most `SPIN_TIME` later.
+                // polled at the start, as Go's `findrunnable` does before it spins, and then
+                // every few rounds: an `epoll_wait` costs more than a round of searching, but
+                // readiness left to the poll the LWP parks in would wait out the spin.
                 let reactor = &self.reactor;
-                if rounds == 0 && reactor.waiting_ults() > 0 && !reactor.is_blocked() {
+                if rounds.is_multiple_of(SPIN_POLL_EVERY)
+                    && reactor.waiting_ults() > 0
+                    && !reactor.is_blocked()
+                {
                     reactor.poll(Some(Duration::ZERO));
                 }
                 if let Some(u) = self.search() {
@@ -836,10 +849,14 @@ impl WorkerCtx {
                     break;
                 }
                 rounds += 1;
-                if rounds.is_multiple_of(16) && start.elapsed() >= SPIN_TIME {
+                // The clock every round: a round's `pause`s alone take 0.8 µs on the AMD
+                // development machine (24 ns each), where checking every 16th round spun
+                // 12-13 µs instead of `SPIN_TIME`; reading the clock costs a few percent of
+                // a round.
+                if start.elapsed() >= SPIN_TIME {
                     break;
                 }
-                for _ in 0..32 {
+                for _ in 0..SPIN_PAUSES {
                     std::hint::spin_loop();
                 }
             }
