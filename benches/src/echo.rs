@@ -1006,13 +1006,7 @@ pub struct CpuSplit {
 
 /// [`process_cpu_ns`] with its system part ([`CpuSplit`]), from the same read.
 pub fn process_cpu_split_ns(pid: u32) -> Option<CpuSplit> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let [utime, stime, ..] = sys::stat_cpu_ticks(&stat)?;
-    let ns = |ticks: u64| ticks * 1_000_000_000 / sys::clock_ticks_per_second();
-    Some(CpuSplit {
-        total: ns(utime + stime),
-        system: ns(stime),
-    })
+    stat_cpu_split_ns(&format!("/proc/{pid}/stat"))
 }
 
 /// [`process_cpu_ns`] of the calling process.
@@ -1021,8 +1015,17 @@ pub fn self_cpu_ns() -> Option<u64> {
 }
 
 fn stat_cpu_ns(path: &str) -> Option<u64> {
+    stat_cpu_split_ns(path).map(|split| split.total)
+}
+
+fn stat_cpu_split_ns(path: &str) -> Option<CpuSplit> {
     let stat = std::fs::read_to_string(path).ok()?;
-    parse_stat_cpu_ticks(&stat).map(|ticks| ticks * 1_000_000_000 / sys::clock_ticks_per_second())
+    let [utime, stime, ..] = sys::stat_cpu_ticks(&stat)?;
+    let ns = |ticks: u64| ticks * 1_000_000_000 / sys::clock_ticks_per_second();
+    Some(CpuSplit {
+        total: ns(utime + stime),
+        system: ns(stime),
+    })
 }
 
 /// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line, in clock ticks (see

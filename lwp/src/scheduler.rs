@@ -146,7 +146,8 @@ pub const SPIN_TIME: Duration = Duration::from_micros(13);
 /// AMD development machine; Intel's cores since Skylake take about 140 cycles).
 const SPIN_PAUSES: u32 = 32;
 /// A spinning LWP polls its reactor (a non-blocking `epoll_wait`) every this many rounds,
-/// about every 2.5 µs, so readiness that arrives during the spin is taken within that.
+/// about every 2.5 µs on the development machine, so readiness that arrives during the spin
+/// is taken within that.
 const SPIN_POLL_EVERY: u32 = 3;
 
 /// How the scheduler was configured.
@@ -514,7 +515,8 @@ impl Schedule for Shared {
         if ult.may_migrate() {
             // It is probably the next ULT this LWP runs (`fresh` pops the newest), and a
             // deque has no look-ahead for `pop_ready`'s pipeline: start fetching its worker
-            // and parked stack now, while the waker's other work hides the misses.
+            // and parked stack now, while the waker's other work hides the misses (woken
+            // from outside the runtime it goes to the injector, and the hints are wasted).
             ult.prefetch();
             return self.push_stealable(ult);
         }
