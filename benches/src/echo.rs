@@ -23,9 +23,9 @@
 //! load generator. With ULTs that stay home, the ULTs of an LWP that waits for a CPU wait
 //! with it, while the other LWP may have nothing to run; with migration an idle LWP takes
 //! them. On the 2-vCPU machine this is what separates the two at 10,000 connections in the
-//! lab's slow series: in the report of 97499e0 the home-bound server served 84.0k
-//! requests/s (median of 3), the migratable one 94.8k and tokio 96.3k (medians of 7); in
-//! scratch builds that ordered the servers by hand, the home-bound one fell to 81-84k after
+//! lab's slow series: in the report of 97499e0 (committed in d37a2e7) the home-bound server
+//! served 84.0k requests/s (median of 3), the migratable one 94.8k and tokio 96.3k (medians
+//! of 7); in scratch builds that ordered the servers by hand, the home-bound one fell to 81-84k after
 //! the one-to-one server's run in 4 of 4 runs, the migratable one 92-98k. Outside those
 //! series the two are level. tokio's tasks and may's coroutines migrate too (may's spawn is
 //! `unsafe` for that reason), so the comparison is like with like; `lwp-mn-home` keeps the

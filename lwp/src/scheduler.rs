@@ -129,9 +129,9 @@ pub const SATURATED_NS: u64 = 20_000_000;
 /// new ones on less loaded LWPs (see "Placement" in the module header).
 pub const BALANCE_FLOOR: u64 = 256;
 /// How long an idle LWP spins, searching for work (and polling its reactor), before it
-/// sleeps in its reactor. Short: with one reactor per LWP the kernel wakes a sleeping LWP
-/// directly when its sockets become ready, and a spinning LWP takes CPU time from everyone
-/// else on the machine. Long enough to cover a request's turnaround on loopback, so that a
+/// sleeps in its reactor. Kept short: with one reactor per LWP the kernel wakes a sleeping
+/// LWP directly when its sockets become ready, and a spinning LWP takes CPU time from
+/// everyone else on the machine. Long enough to cover a request's turnaround on loopback, so that a
 /// lone connection's next request finds the LWP awake: on the 2-vCPU development machine,
 /// one echo connection served 45.5-46.2k requests/s with 13 µs, 37.3-38.0k with 5 µs and
 /// 37.5-38.4k under tokio, at 21.2-21.7 against 20.3-20.7 µs of server CPU per request
