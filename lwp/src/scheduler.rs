@@ -15,7 +15,15 @@
 //!   one requests the cache lines of the next two (`pop_ready`).
 //! - `fresh`: a `crossbeam-deque` worker of never-started (or migratable) ULTs. The owner
 //!   pops the newest (LIFO: a spawn-then-join runs the child at once, on a warm stack);
-//!   idle LWPs steal the oldest.
+//!   idle LWPs steal the oldest. A deque has no look-ahead for a prefetch pipeline like
+//!   `ready`'s. A shadow of its newest end (each pushed ULT's stack and header addresses,
+//!   prefetched one pop ahead) was tried: it matched 70% of pops at 10,000 echo
+//!   connections and cut `Source::wait`'s share of the profile by about a fifth
+//!   (`scripts/echo-profile.sh 10000`, three interleaved pairs), but not the server's CPU
+//!   per request (10.4 against 10.25 µs, in a build that also had the change described
+//!   at the reactor's `waiting_ults`) or its requests/s (95.6k against 97.1k; medians of
+//!   six interleaved runs of `WINDOW_MS=3000 scripts/echo-ab.sh 10000 6`, scratch builds),
+//!   so it was not kept.
 //! - `inbox`: a mutex-protected vector through which other threads (other LWPs, the
 //!   blocking pool, the reactor, plain kernel threads) wake ULTs homed here.
 //! - the runtime-wide `injector` takes spawns from outside the runtime; it is polled every
