@@ -56,6 +56,12 @@ mod scheduler;
 pub mod sync;
 pub mod sysmon;
 
+/// The README's Rust examples, compiled and run as doc tests so that the front door cannot
+/// drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;
+
 pub use blocking::blocking;
 pub use bridge::block_on;
 pub use metrics::{MetricsSnapshot, Timeline, Tlp};
