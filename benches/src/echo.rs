@@ -1332,8 +1332,8 @@ enum PeerArgs {
     /// Serve until killed; prints `PORT <n>`.
     #[command(name = "echo-server")]
     Server {
-        /// One of lwp-m1, lwp-11, lwp-mn, lwp-mn-home, tokio, may, event-loop.
-        #[arg(long = "impl")]
+        /// Which server (a bad name is a usage error, exit code 2).
+        #[arg(long = "impl", value_parser = clap::builder::PossibleValuesParser::new(IMPLS))]
         imp: String,
     },
     /// Closed-loop load; prints one JSON `ClientResult` line.

@@ -195,7 +195,7 @@ fn lab_forwards_echo(lab: &Path) -> bool {
     Command::new(lab)
         .args(["internal-peer", "echo-server", "--impl", "nope"])
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stderr).contains("unknown echo server"))
+        .map(|o| String::from_utf8_lossy(&o.stderr).contains("invalid value 'nope' for '--impl"))
         .unwrap_or(false)
 }
 

@@ -161,9 +161,9 @@ fn internal_peer_rejects_bad_arguments() {
         2,
         "zero connections is refused"
     );
-    // A valid request for an unknown server fails (exit 1) instead of serving.
+    // An unknown server is a usage error (exit 2), refused before anything listens.
     assert_eq!(
         echo::internal_peer(&args(&["echo-server", "--impl", "nope"])),
-        1
+        2
     );
 }
