@@ -913,10 +913,38 @@ pub unsafe fn set_nest(nest: *const Nest) -> *const Nest {
     THREAD.with(|t| t.nest.replace(nest))
 }
 
-/// The header of the ULT running on this kernel thread. Never inlined, so that a ULT that
-/// migrated after a switch reads the new thread's `CURRENT`, not a cached address.
-#[inline(never)]
+// The readers of `THREAD` that run inside a ULT (`current_raw`, `switch_context`,
+// `current_nest`) are never inlined: the read must happen on the thread that runs the ULT
+// now, so no caller can cache the thread-local's address across a switch (a migratable ULT
+// may come back on another thread). Each is generic over a marker that its inlined wrapper
+// fills in, so that every crate that calls the wrapper gets an instance of its own: a direct
+// call, with that crate's thread-local model. A plain function is one instance in this crate,
+// reached from an inlined `yield_now` in another crate through an indirect call via the GOT
+// (on stable Rust, in position-independent executables), and through the general-dynamic
+// thread-local model relaxed at link time (`mov %fs:0` and `lea`, 8 instructions against 4).
+// Yield round trip between two ULTs, interleaved, `taskset -c 1 cargo run --release -p ult
+// --example switchratio`: 14.8-27.4 ns from process to process before, 11.2-12.9 ns with
+// the instance in the caller's crate; 131.7 -> 123.7 instructions
+// (`scripts/count-instructions.sh countloop yield`). Only a caller in a binary crate (an
+// application, an example, a bench target) gets the direct call: a library crate is
+// compiled position-independent, and rustc's `R_X86_64_GOTPCREL` relocations (not the
+// relaxable `GOTPCRELX`) keep its calls to symbols outside the calling code unit indirect
+// at link time. So the lab's own yield kernel, in the `benches` library, is not faster.
+
+/// The header of the ULT running on this kernel thread (see the comment above for why the
+/// read sits in a function of its own).
+#[inline(always)]
 pub(crate) fn current_raw() -> Option<&'static RawUlt> {
+    current_raw_here::<()>()
+}
+
+/// [`current_raw`]'s read, instantiated in the caller's crate.
+#[inline(never)]
+#[allow(
+    clippy::extra_unused_type_parameters,
+    reason = "the parameter only places the instance in the caller's crate"
+)]
+fn current_raw_here<Here>() -> Option<&'static RawUlt> {
     let p = THREAD.try_with(|t| t.current.get()).unwrap_or(ptr::null());
     // SAFETY: CURRENT is non-null only while the scheduler is inside `resume` for that ULT,
     // and points at the handle in that frame; callers only use the reference from inside
@@ -1506,18 +1534,37 @@ pub fn prepare_thread() {
     crate::overflow::ensure_signal_stack();
 }
 
-/// The running ULT's yielder, or null outside a ULT. Never inlined: its thread-local read
-/// must happen on the thread that runs the ULT now, so no caller can cache the address
-/// across a switch (a migratable ULT may come back on another thread). Returns the thread's
-/// [`Nest`] offer too, read in the same call, since `yield_now` needs both.
-#[inline(never)]
+/// The running ULT's yielder, or null outside a ULT, and the thread's [`Nest`] offer, read in
+/// the same call since `yield_now` needs both (a reader of its own: see [`current_raw`]).
+#[inline(always)]
 fn switch_context() -> (*const UltYielder, *const Nest) {
+    switch_context_here::<()>()
+}
+
+/// [`switch_context`]'s read, instantiated in the caller's crate.
+#[inline(never)]
+#[allow(
+    clippy::extra_unused_type_parameters,
+    reason = "the parameter only places the instance in the caller's crate"
+)]
+fn switch_context_here<Here>() -> (*const UltYielder, *const Nest) {
     THREAD.with(|t| (t.yielder.get(), t.nest.get()))
 }
 
-/// The calling thread's [`Nest`] offer, read afresh (never inlined, like `switch_context`).
-#[inline(never)]
+/// The calling thread's [`Nest`] offer, read afresh (a reader of its own, like
+/// `switch_context`).
+#[inline(always)]
 fn current_nest() -> *const Nest {
+    current_nest_here::<()>()
+}
+
+/// [`current_nest`]'s read, instantiated in the caller's crate.
+#[inline(never)]
+#[allow(
+    clippy::extra_unused_type_parameters,
+    reason = "the parameter only places the instance in the caller's crate"
+)]
+fn current_nest_here<Here>() -> *const Nest {
     THREAD.with(|t| t.nest.get())
 }
 
