@@ -923,8 +923,9 @@ pub unsafe fn set_nest(nest: *const Nest) -> *const Nest {
 // (on stable Rust, in position-independent executables), and through the general-dynamic
 // thread-local model relaxed at link time (`mov %fs:0` and `lea`, 8 instructions against 4).
 // Yield round trip between two ULTs, interleaved, `taskset -c 1 cargo run --release -p ult
-// --example switchratio`: 14.8-27.4 ns from process to process before, 11.2-12.9 ns with
-// the instance in the caller's crate; 131.7 -> 123.7 instructions
+// --example switchratio`: 24.7-26.7 ns before, 11.5-12.5 ns with the instances in the
+// caller's crate (four pairs; 14.8-27.4 against 11.2-12.9 ns in six pairs with only
+// `switch_context` changed); 131.7 -> 123.7 instructions
 // (`scripts/count-instructions.sh countloop yield`). Only a caller in a binary crate (an
 // application, an example, a bench target) gets the direct call: a library crate is
 // compiled position-independent, and rustc's `R_X86_64_GOTPCREL` relocations (not the
