@@ -914,23 +914,23 @@ pub unsafe fn set_nest(nest: *const Nest) -> *const Nest {
 }
 
 // The readers of `THREAD` that run inside a ULT (`current_raw`, `switch_context`,
-// `current_nest`) are never inlined: the read must happen on the thread that runs the ULT
-// now, so no caller can cache the thread-local's address across a switch (a migratable ULT
-// may come back on another thread). Each is generic over a marker that its inlined wrapper
-// fills in, so that every crate that calls the wrapper gets an instance of its own: a direct
-// call, with that crate's thread-local model. A plain function is one instance in this crate,
-// reached from an inlined `yield_now` in another crate through an indirect call via the GOT
-// (on stable Rust, in position-independent executables), and through the general-dynamic
-// thread-local model relaxed at link time (`mov %fs:0` and `lea`, 8 instructions against 4).
-// Yield round trip between two ULTs, interleaved, `taskset -c 1 cargo run --release -p ult
-// --example switchratio`: 24.7-26.7 ns before, 11.5-12.5 ns with the instances in the
-// caller's crate (four pairs; 14.8-27.4 against 11.2-12.9 ns in six pairs with only
-// `switch_context` changed); 131.7 -> 123.7 instructions
-// (`scripts/count-instructions.sh countloop yield`). Only a caller in a binary crate (an
-// application, an example, a bench target) gets the direct call: a library crate is
-// compiled position-independent, and rustc's `R_X86_64_GOTPCREL` relocations (not the
-// relaxable `GOTPCRELX`) keep its calls to symbols outside the calling code unit indirect
-// at link time. So the lab's own yield kernel, in the `benches` library, is not faster.
+// `current_nest`) are never inlined: the read must happen on the thread that runs the ULT now,
+// so no caller can cache the thread-local's address across a switch (a migratable ULT may come
+// back on another thread). Each is generic over a marker that its inlined wrapper fills in, so
+// that a binary crate that calls the wrapper gets an instance of its own: a direct call, with
+// the local-exec thread-local model. A plain function is one instance in this crate, reached
+// from an inlined `yield_now` in another crate through an indirect call via the GOT (on stable
+// Rust, in position-independent executables), and through the general-dynamic thread-local
+// model relaxed at link time (`mov %fs:0` and `lea`, 8 instructions against 4). Yield round
+// trip between two ULTs, interleaved, `taskset -c 1 cargo run --release -p ult --example
+// switchratio`: 24.7-26.7 ns before, 11.5-12.5 ns with the instances in the caller's crate
+// (four pairs; 14.8-27.4 against 11.2-12.9 ns in six pairs with only `switch_context` changed);
+// 131.7 -> 123.7 instructions (`scripts/count-instructions.sh countloop yield`). Only a caller
+// in a binary crate (an application, an example, a bench target) gets the direct call. A
+// library crate is compiled position-independent, and rustc's `R_X86_64_GOTPCREL` relocations
+// (not the relaxable `GOTPCRELX`) keep its calls to symbols outside the calling code unit
+// indirect at link time; in the lab binary, the `benches` library's yield loop calls one shared
+// instance through the GOT, as before. So the lab's own yield kernel is not faster.
 
 /// The header of the ULT running on this kernel thread (see the comment above for why the
 /// read sits in a function of its own).
