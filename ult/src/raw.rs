@@ -858,6 +858,122 @@ thread_local! {
     };
 }
 
+/// A call-free read of `THREAD`'s fields, for callers in library crates (see the comment
+/// above `current_raw`).
+///
+/// The thread-local sits at the same offset from the thread pointer on every thread when it
+/// belongs to the main executable: the executable's thread-local block is part of every
+/// thread's static TLS block, at a link-time offset (the x86-64 ELF TLS ABI, variant II).
+/// [`set_up`] checks that `ult` is linked into the main executable (`dl_iterate_phdr`
+/// reports the main program first) and only then records the offset, once, from the calling
+/// thread. A read is then one `mov` from `%fs:offset+field` in inline assembly: no call, no
+/// pointer formed from an integer (the assembly reads the field like the `Cell::get` it
+/// replaces), and, since the block is not `pure`, executed afresh wherever it is written, so
+/// a migrated ULT reads its new thread's fields as the never-inlined readers do. In a shared
+/// library, where the block may be allocated per thread on demand, the offset stays unknown
+/// (0: `THREAD` can never sit at the thread pointer itself, which holds the thread's control
+/// block) and the readers fall back to the never-inlined functions.
+#[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+mod fast_tls {
+    use super::{ThreadCtx, THREAD};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Once;
+
+    /// `THREAD`'s address minus the thread pointer, or 0 while unknown or unusable.
+    static OFFSET: AtomicUsize = AtomicUsize::new(0);
+    static SET_UP: Once = Once::new();
+
+    /// The recorded offset (0: use the fallback).
+    #[inline(always)]
+    pub(super) fn offset() -> usize {
+        // Relaxed: only the value matters, and it never changes once set.
+        OFFSET.load(Ordering::Relaxed)
+    }
+
+    /// Reads the pointer-sized field at `field` bytes into the calling thread's `THREAD`.
+    ///
+    /// # Safety
+    /// `offset` must be a nonzero value returned by [`offset`], and `field` the offset of one
+    /// of `ThreadCtx`'s `Cell<*const T>` fields.
+    #[inline(always)]
+    pub(super) unsafe fn read<T>(offset: usize, field: usize) -> *const T {
+        let value: *const T;
+        // SAFETY: by the contract, `%fs:offset+field` is that field of this thread's
+        // `THREAD` (same offset on every thread, see the module header), initialised by its
+        // `const` initialiser, and written only by this thread through its `Cell`; the block
+        // only loads from it and touches no stack or flags.
+        unsafe {
+            std::arch::asm!(
+                "mov {value}, qword ptr fs:[{at}]",
+                at = in(reg) offset.wrapping_add(field),
+                value = out(reg) value,
+                options(nostack, preserves_flags, readonly),
+            );
+        }
+        value
+    }
+
+    /// Records the offset if `ult` is part of the main executable (once per process).
+    pub(super) fn set_up() {
+        SET_UP.call_once(|| {
+            if !in_main_executable(set_up as *const () as usize) {
+                return;
+            }
+            let thread_pointer: usize;
+            // SAFETY: on x86-64 Linux the first word of the thread's control block, at
+            // `%fs:0`, is the thread pointer itself (glibc and musl alike); a plain load.
+            unsafe {
+                std::arch::asm!(
+                    "mov {}, qword ptr fs:[0]",
+                    out(reg) thread_pointer,
+                    options(nostack, preserves_flags, readonly),
+                );
+            }
+            let at = THREAD.with(|t| t as *const ThreadCtx as usize);
+            OFFSET.store(at.wrapping_sub(thread_pointer), Ordering::Relaxed);
+        });
+    }
+
+    /// Whether `addr` lies in one of the main program's loaded segments.
+    fn in_main_executable(addr: usize) -> bool {
+        unsafe extern "C" fn first_object(
+            info: *mut libc::dl_phdr_info,
+            _size: libc::size_t,
+            data: *mut libc::c_void,
+        ) -> libc::c_int {
+            // SAFETY: `dl_iterate_phdr` passes a valid `info` for the duration of the call,
+            // and `data` is the `(usize, bool)` that `in_main_executable` lent it.
+            let (info, (addr, found)) = unsafe { (&*info, &mut *(data as *mut (usize, bool))) };
+            // SAFETY: `dlpi_name` is a valid C string (empty for the main program).
+            let is_main = info.dlpi_name.is_null()
+                || unsafe { std::ffi::CStr::from_ptr(info.dlpi_name) }.is_empty();
+            if is_main {
+                for i in 0..usize::from(info.dlpi_phnum) {
+                    // SAFETY: `dlpi_phdr` points at `dlpi_phnum` program headers.
+                    let ph = unsafe { &*info.dlpi_phdr.add(i) };
+                    if ph.p_type == libc::PT_LOAD {
+                        let start = (info.dlpi_addr as usize).wrapping_add(ph.p_vaddr as usize);
+                        if (start..start.wrapping_add(ph.p_memsz as usize)).contains(addr) {
+                            *found = true;
+                        }
+                    }
+                }
+            }
+            1 // the first object is the main program: stop here
+        }
+        let mut data = (addr, false);
+        // SAFETY: the callback only reads what it is given and writes `data`, which outlives
+        // the call.
+        unsafe {
+            libc::dl_iterate_phdr(
+                Some(first_object),
+                &mut data as *mut (usize, bool) as *mut _,
+            )
+        };
+        data.1
+    }
+}
+
 /// A scheduler's offer to run other ULTs on the stack of the running ULT instead of switching
 /// back to the scheduler first (a direct hand-off).
 ///
@@ -914,28 +1030,42 @@ pub unsafe fn set_nest(nest: *const Nest) -> *const Nest {
 }
 
 // The readers of `THREAD` that run inside a ULT (`current_raw`, `switch_context`,
-// `current_nest`) are never inlined: the read must happen on the thread that runs the ULT now,
-// so no caller can cache the thread-local's address across a switch (a migratable ULT may come
-// back on another thread). Each is generic over a marker that its inlined wrapper fills in, so
-// that a binary crate that calls the wrapper gets an instance of its own: a direct call, with
-// the local-exec thread-local model. A plain function is one instance in this crate, reached
-// from an inlined `yield_now` in another crate through an indirect call via the GOT (on stable
-// Rust, in position-independent executables), and through the general-dynamic thread-local
-// model relaxed at link time (`mov %fs:0` and `lea`, 8 instructions against 4). Yield round
-// trip between two ULTs, interleaved, `taskset -c 1 cargo run --release -p ult --example
-// switchratio`: 24.7-26.7 ns before, 11.5-12.5 ns with the instances in the caller's crate
-// (four pairs; 14.8-27.4 against 11.2-12.9 ns in six pairs with only `switch_context` changed);
-// 131.7 -> 123.7 instructions (`scripts/count-instructions.sh countloop yield`). Only a caller
-// in a binary crate (an application, an example, a bench target) gets the direct call. A
-// library crate is compiled position-independent, and rustc's `R_X86_64_GOTPCREL` relocations
-// (not the relaxable `GOTPCRELX`) keep its calls to symbols outside the calling code unit
-// indirect at link time; in the lab binary, the `benches` library's yield loop calls one shared
-// instance through the GOT, as before. So the lab's own yield kernel is not faster.
+// `current_nest`) must read on the thread that runs the ULT now: no caller may cache the
+// thread-local's address across a switch (a migratable ULT may come back on another thread).
+// Each has two paths. Where `fast_tls` knows the thread-local's offset from the thread pointer
+// (`ult` linked into the main executable), the read is one `mov` from `%fs:` in inline
+// assembly, inlined into the caller and executed afresh each time. Elsewhere it calls a
+// never-inlined function, generic over a marker so that a binary crate that calls it gets an
+// instance of its own (a direct call). Both replace a plain never-inlined function in this
+// crate, which a caller in another crate reached through an indirect call via the GOT (rustc
+// emits `R_X86_64_GOTPCREL`, which the linker does not relax, so every call from a
+// position-independent crate to a function outside its code unit stays indirect) and through
+// the general-dynamic thread-local model relaxed at link time (`mov %fs:0` and `lea`). Yield
+// round trip between two ULTs, `taskset -c 1 cargo run --release -p ult --example switchratio`
+// (a binary crate), interleaved: 24.7-26.7 ns with the plain function, 11.5-12.5 ns with the
+// per-crate instance (four pairs), 12.3-12.6 ns with the assembly read (four pairs against
+// 11.2-11.7 for the instance). `lab switch` (the yield loop in the `benches` library crate,
+// which the per-crate instance does not reach: the lab calls one shared instance through the
+// GOT) gave 19.0-19.9 ns with the instance and 15.4-15.6 ns with the assembly read (two
+// interleaved pairs). The library case is the common one inside the runtime (`lwp` is a
+// library), so the assembly read comes first.
 
 /// The header of the ULT running on this kernel thread (see the comment above for why the
 /// read sits in a function of its own).
 #[inline(always)]
 pub(crate) fn current_raw() -> Option<&'static RawUlt> {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    {
+        let offset = fast_tls::offset();
+        if offset != 0 {
+            // SAFETY: a nonzero offset from `fast_tls::offset`, and `current` is a field of
+            // `ThreadCtx` of the kind `read` reads.
+            let p: *const RawUlt =
+                unsafe { fast_tls::read(offset, std::mem::offset_of!(ThreadCtx, current)) };
+            // SAFETY: as in `current_raw_here`.
+            return unsafe { p.as_ref() };
+        }
+    }
     current_raw_here::<()>()
 }
 
@@ -1533,12 +1663,28 @@ pub(crate) fn suspend_current(header: &Header, why: Switch) {
 /// overflow report). Every scheduler calls this once per thread before its first `resume`.
 pub fn prepare_thread() {
     crate::overflow::ensure_signal_stack();
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    fast_tls::set_up();
 }
 
 /// The running ULT's yielder, or null outside a ULT, and the thread's [`Nest`] offer, read in
 /// the same call since `yield_now` needs both (a reader of its own: see [`current_raw`]).
 #[inline(always)]
 fn switch_context() -> (*const UltYielder, *const Nest) {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    {
+        let offset = fast_tls::offset();
+        if offset != 0 {
+            // SAFETY: a nonzero offset from `fast_tls::offset`; both are `ThreadCtx` fields
+            // of the kind `read` reads.
+            return unsafe {
+                (
+                    fast_tls::read(offset, std::mem::offset_of!(ThreadCtx, yielder)),
+                    fast_tls::read(offset, std::mem::offset_of!(ThreadCtx, nest)),
+                )
+            };
+        }
+    }
     switch_context_here::<()>()
 }
 
@@ -1556,6 +1702,15 @@ fn switch_context_here<Here>() -> (*const UltYielder, *const Nest) {
 /// `switch_context`).
 #[inline(always)]
 fn current_nest() -> *const Nest {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    {
+        let offset = fast_tls::offset();
+        if offset != 0 {
+            // SAFETY: a nonzero offset from `fast_tls::offset`; `nest` is a `ThreadCtx` field
+            // of the kind `read` reads.
+            return unsafe { fast_tls::read(offset, std::mem::offset_of!(ThreadCtx, nest)) };
+        }
+    }
     current_nest_here::<()>()
 }
 
@@ -1698,4 +1853,51 @@ fn _assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<RawUlt>();
     let _ = |b: Box<dyn Any + Send>| b;
+}
+
+#[cfg(all(test, target_arch = "x86_64", target_os = "linux", not(miri)))]
+mod fast_tls_tests {
+    use super::{current_nest_here, current_raw, current_raw_here, fast_tls, switch_context};
+    use super::{switch_context_here, THREAD};
+    use std::ptr;
+
+    /// The call-free readers and the never-inlined ones agree, on every thread.
+    fn readers_agree() {
+        let fast = current_raw().map(|r| r as *const _);
+        let slow = current_raw_here::<()>().map(|r| r as *const _);
+        assert_eq!(fast, slow);
+        assert_eq!(switch_context(), switch_context_here::<()>());
+        assert_eq!(super::current_nest(), current_nest_here::<()>());
+    }
+
+    #[test]
+    fn a_test_binary_uses_the_call_free_path_and_it_reads_this_threads_fields() {
+        super::prepare_thread();
+        // The test binary links `ult` into the main executable, so the offset is known.
+        assert_ne!(fast_tls::offset(), 0);
+        let threads: Vec<_> = (0..4usize)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    // Distinct values per thread: a read of another thread's block shows.
+                    let marker = (i + 1) * 0x1000;
+                    THREAD.with(|t| t.nest.set(marker as *const _));
+                    assert_eq!(super::current_nest() as usize, marker);
+                    readers_agree();
+                    THREAD.with(|t| t.nest.set(ptr::null()));
+                    readers_agree();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("the thread's readers agree");
+        }
+        readers_agree();
+        // Inside a ULT, where the fields are set by the executor.
+        crate::run(|| {
+            assert!(current_raw().is_some());
+            readers_agree();
+            crate::yield_now();
+            readers_agree();
+        });
+    }
 }
