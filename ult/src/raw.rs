@@ -864,7 +864,7 @@ thread_local! {
 /// The thread-local sits at the same offset from the thread pointer on every thread when it
 /// belongs to the main executable: the executable's thread-local block is part of every
 /// thread's static TLS block, at a link-time offset (the x86-64 ELF TLS ABI, variant II).
-/// [`set_up`] checks that `ult` is linked into the main executable (`dl_iterate_phdr`
+/// [`fast_tls::set_up`] checks that `ult` is linked into the main executable (`dl_iterate_phdr`
 /// reports the main program first) and only then records the offset, once, from the calling
 /// thread. A read is then one `mov` from `%fs:offset+field` in inline assembly: no call, no
 /// pointer formed from an integer (the assembly reads the field like the `Cell::get` it
