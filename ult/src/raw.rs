@@ -858,8 +858,8 @@ thread_local! {
     };
 }
 
-/// A call-free read of `THREAD`'s fields, for callers in library crates (see the comment
-/// above `current_raw`).
+/// A call-free read of `THREAD`'s fields for the readers that run inside ULTs (see the
+/// comment above `current_raw`; callers in library crates gain most).
 ///
 /// The thread-local sits at the same offset from the thread pointer on every thread when it
 /// belongs to the main executable: the executable's thread-local block is part of every
