@@ -875,7 +875,8 @@ thread_local! {
 /// block) and the readers fall back to the never-inlined functions.
 #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
 mod fast_tls {
-    use super::{ThreadCtx, THREAD};
+    use super::{Nest, RawUlt, ThreadCtx, UltYielder, THREAD};
+    use std::mem::offset_of;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Once;
 
@@ -890,13 +891,48 @@ mod fast_tls {
         OFFSET.load(Ordering::Relaxed)
     }
 
+    /// `THREAD.current` of the calling thread; `None` while the offset is unknown.
+    #[inline(always)]
+    pub(super) fn current() -> Option<*const RawUlt> {
+        let offset = known_offset()?;
+        // SAFETY: a known offset, and `current` is a `Cell<*const RawUlt>` of `ThreadCtx`.
+        Some(unsafe { read(offset, offset_of!(ThreadCtx, current)) })
+    }
+
+    /// `THREAD.yielder` and `THREAD.nest` of the calling thread; `None` while the offset is
+    /// unknown.
+    #[inline(always)]
+    pub(super) fn context() -> Option<(*const UltYielder, *const Nest)> {
+        let offset = known_offset()?;
+        // SAFETY: a known offset; both are `Cell<*const _>` fields of `ThreadCtx`.
+        Some(unsafe {
+            (
+                read(offset, offset_of!(ThreadCtx, yielder)),
+                read(offset, offset_of!(ThreadCtx, nest)),
+            )
+        })
+    }
+
+    /// `THREAD.nest` of the calling thread; `None` while the offset is unknown.
+    #[inline(always)]
+    pub(super) fn nest() -> Option<*const Nest> {
+        let offset = known_offset()?;
+        // SAFETY: a known offset, and `nest` is a `Cell<*const Nest>` of `ThreadCtx`.
+        Some(unsafe { read(offset, offset_of!(ThreadCtx, nest)) })
+    }
+
+    #[inline(always)]
+    fn known_offset() -> Option<usize> {
+        Some(offset()).filter(|&o| o != 0)
+    }
+
     /// Reads the pointer-sized field at `field` bytes into the calling thread's `THREAD`.
     ///
     /// # Safety
     /// `offset` must be a nonzero value returned by [`offset`], and `field` the offset of one
     /// of `ThreadCtx`'s `Cell<*const T>` fields.
     #[inline(always)]
-    pub(super) unsafe fn read<T>(offset: usize, field: usize) -> *const T {
+    unsafe fn read<T>(offset: usize, field: usize) -> *const T {
         let value: *const T;
         // SAFETY: by the contract, `%fs:offset+field` is that field of this thread's
         // `THREAD` (same offset on every thread, see the module header), initialised by its
@@ -971,6 +1007,29 @@ mod fast_tls {
             )
         };
         data.1
+    }
+}
+
+/// Targets without the call-free read: every reader takes its never-inlined fallback.
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
+mod fast_tls {
+    use super::{Nest, RawUlt, UltYielder};
+
+    pub(super) fn set_up() {}
+
+    #[inline(always)]
+    pub(super) fn current() -> Option<*const RawUlt> {
+        None
+    }
+
+    #[inline(always)]
+    pub(super) fn context() -> Option<(*const UltYielder, *const Nest)> {
+        None
+    }
+
+    #[inline(always)]
+    pub(super) fn nest() -> Option<*const Nest> {
+        None
     }
 }
 
@@ -1054,34 +1113,22 @@ pub unsafe fn set_nest(nest: *const Nest) -> *const Nest {
 /// read sits in a function of its own).
 #[inline(always)]
 pub(crate) fn current_raw() -> Option<&'static RawUlt> {
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
-    {
-        let offset = fast_tls::offset();
-        if offset != 0 {
-            // SAFETY: a nonzero offset from `fast_tls::offset`, and `current` is a field of
-            // `ThreadCtx` of the kind `read` reads.
-            let p: *const RawUlt =
-                unsafe { fast_tls::read(offset, std::mem::offset_of!(ThreadCtx, current)) };
-            // SAFETY: as in `current_raw_here`.
-            return unsafe { p.as_ref() };
-        }
-    }
-    current_raw_here::<()>()
-}
-
-/// [`current_raw`]'s read, instantiated in the caller's crate.
-#[inline(never)]
-#[allow(
-    clippy::extra_unused_type_parameters,
-    reason = "the parameter only places the instance in the caller's crate"
-)]
-fn current_raw_here<Here>() -> Option<&'static RawUlt> {
-    let p = THREAD.try_with(|t| t.current.get()).unwrap_or(ptr::null());
+    let p = fast_tls::current().unwrap_or_else(current_raw_here::<()>);
     // SAFETY: CURRENT is non-null only while the scheduler is inside `resume` for that ULT,
     // and points at the handle in that frame; callers only use the reference from inside
     // that ULT, i.e. while `resume` is on the scheduler's stack, so it outlives every use
     // (the 'static never escapes the running ULT).
     unsafe { p.as_ref() }
+}
+
+/// [`current_raw`]'s fallback read, instantiated in the caller's crate.
+#[inline(never)]
+#[allow(
+    clippy::extra_unused_type_parameters,
+    reason = "the parameter only places the instance in the caller's crate"
+)]
+fn current_raw_here<Here>() -> *const RawUlt {
+    THREAD.try_with(|t| t.current.get()).unwrap_or(ptr::null())
 }
 
 /// The header of the ULT running on this kernel thread.
@@ -1663,7 +1710,6 @@ pub(crate) fn suspend_current(header: &Header, why: Switch) {
 /// overflow report). Every scheduler calls this once per thread before its first `resume`.
 pub fn prepare_thread() {
     crate::overflow::ensure_signal_stack();
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
     fast_tls::set_up();
 }
 
@@ -1671,24 +1717,10 @@ pub fn prepare_thread() {
 /// the same call since `yield_now` needs both (a reader of its own: see [`current_raw`]).
 #[inline(always)]
 fn switch_context() -> (*const UltYielder, *const Nest) {
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
-    {
-        let offset = fast_tls::offset();
-        if offset != 0 {
-            // SAFETY: a nonzero offset from `fast_tls::offset`; both are `ThreadCtx` fields
-            // of the kind `read` reads.
-            return unsafe {
-                (
-                    fast_tls::read(offset, std::mem::offset_of!(ThreadCtx, yielder)),
-                    fast_tls::read(offset, std::mem::offset_of!(ThreadCtx, nest)),
-                )
-            };
-        }
-    }
-    switch_context_here::<()>()
+    fast_tls::context().unwrap_or_else(switch_context_here::<()>)
 }
 
-/// [`switch_context`]'s read, instantiated in the caller's crate.
+/// [`switch_context`]'s fallback read, instantiated in the caller's crate.
 #[inline(never)]
 #[allow(
     clippy::extra_unused_type_parameters,
@@ -1702,19 +1734,10 @@ fn switch_context_here<Here>() -> (*const UltYielder, *const Nest) {
 /// `switch_context`).
 #[inline(always)]
 fn current_nest() -> *const Nest {
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
-    {
-        let offset = fast_tls::offset();
-        if offset != 0 {
-            // SAFETY: a nonzero offset from `fast_tls::offset`; `nest` is a `ThreadCtx` field
-            // of the kind `read` reads.
-            return unsafe { fast_tls::read(offset, std::mem::offset_of!(ThreadCtx, nest)) };
-        }
-    }
-    current_nest_here::<()>()
+    fast_tls::nest().unwrap_or_else(current_nest_here::<()>)
 }
 
-/// [`current_nest`]'s read, instantiated in the caller's crate.
+/// [`current_nest`]'s fallback read, instantiated in the caller's crate.
 #[inline(never)]
 #[allow(
     clippy::extra_unused_type_parameters,
@@ -1863,9 +1886,8 @@ mod fast_tls_tests {
 
     /// The call-free readers and the never-inlined ones agree, on every thread.
     fn readers_agree() {
-        let fast = current_raw().map(|r| r as *const _);
-        let slow = current_raw_here::<()>().map(|r| r as *const _);
-        assert_eq!(fast, slow);
+        let fast = current_raw().map_or(ptr::null(), |r| r as *const super::RawUlt);
+        assert_eq!(fast, current_raw_here::<()>());
         assert_eq!(switch_context(), switch_context_here::<()>());
         assert_eq!(super::current_nest(), current_nest_here::<()>());
     }
