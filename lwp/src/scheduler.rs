@@ -169,10 +169,16 @@ pub(crate) struct Config {
     pub(crate) name: String,
 }
 
+/// The thieves' ends of one LWP's two stealable queues.
+struct Stealers {
+    fresh: Stealer<RawUlt>,
+    woken: Stealer<RawUlt>,
+}
+
 /// What other threads may see of one LWP.
 pub(crate) struct LwpSlot {
     pub(crate) started: AtomicBool,
-    stealer: OnceLock<Stealer<RawUlt>>,
+    stealers: OnceLock<Stealers>,
     inbox: Mutex<Vec<RawUlt>>,
     inbox_flag: AtomicBool,
     sleeping: AtomicBool,
@@ -219,6 +225,7 @@ struct WorkerCtx {
     reactor: Arc<Reactor>,
     shared: Arc<Shared>,
     fresh: Worker<RawUlt>,
+    woken: Worker<RawUlt>,
     ready: RunQueue,
     lifo: Cell<Option<RawUlt>>,
     lifo_streak: Cell<u32>,
@@ -240,7 +247,7 @@ impl Shared {
         let slots = (0..config.max_lwps)
             .map(|_| LwpSlot {
                 started: AtomicBool::new(false),
-                stealer: OnceLock::new(),
+                stealers: OnceLock::new(),
                 inbox: Mutex::new(Vec::new()),
                 inbox_flag: AtomicBool::new(false),
                 sleeping: AtomicBool::new(false),
@@ -379,7 +386,11 @@ impl Shared {
     fn push_stealable(&self, ult: RawUlt) {
         match self.current_worker() {
             Some(w) => {
-                w.fresh.push(ult);
+                if ult.started() {
+                    w.woken.push(ult);
+                } else {
+                    w.fresh.push(ult);
+                }
                 self.share_surplus(w);
             }
             None => {
@@ -394,7 +405,10 @@ impl Shared {
     /// at most once per [`LOCAL_WAKE_INTERVAL_NS`] (waking a sleeping LWP costs the waker
     /// several microseconds on a VM).
     fn share_surplus(&self, w: &WorkerCtx) {
-        if w.fresh.len() < 2 || self.idle.anyone_spinning() || !self.idle.anyone_idle() {
+        if w.fresh.len() + w.woken.len() < 2
+            || self.idle.anyone_spinning()
+            || !self.idle.anyone_idle()
+        {
             return;
         }
         let now = crate::metrics::nanos(self.origin.elapsed());
@@ -482,10 +496,11 @@ impl Shared {
     /// Whether stealable work is waiting anywhere (injector or any LWP's fresh queue).
     pub(crate) fn has_stealable_work(&self) -> bool {
         !self.injector.is_empty()
-            || self
-                .started_slots()
-                .iter()
-                .any(|s| s.stealer.get().is_some_and(|st| !st.is_empty()))
+            || self.started_slots().iter().any(|s| {
+                s.stealers
+                    .get()
+                    .is_some_and(|st| !st.fresh.is_empty() || !st.woken.is_empty())
+            })
     }
 
     pub(crate) fn timeline(&self) -> Option<crate::metrics::Timeline> {
@@ -569,8 +584,12 @@ fn worker_main(shared: Arc<Shared>, index: usize, ready: std::sync::mpsc::Sender
         core_affinity::set_for_current(shared.cores[index % shared.cores.len()]);
     }
     let fresh = Worker::new_lifo();
+    let woken = Worker::new_fifo();
     let slot = &shared.slots[index];
-    let _ = slot.stealer.set(fresh.stealer());
+    let _ = slot.stealers.set(Stealers {
+        fresh: fresh.stealer(),
+        woken: woken.stealer(),
+    });
     // SAFETY: gettid has no preconditions.
     slot.tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
     slot.started.store(true, Ordering::Release);
@@ -584,6 +603,7 @@ fn worker_main(shared: Arc<Shared>, index: usize, ready: std::sync::mpsc::Sender
         slot: NonNull::from(slot),
         shared: shared.clone(),
         fresh,
+        woken,
         ready: RunQueue::default(),
         lifo: Cell::new(None),
         lifo_streak: Cell::new(0),
@@ -657,7 +677,7 @@ impl WorkerCtx {
         match outcome {
             Resumed::Runnable(ult) => {
                 if ult.may_migrate() {
-                    self.fresh.push(ult);
+                    self.woken.push(ult);
                 } else {
                     self.ready.push_back(ult);
                 }
@@ -710,11 +730,9 @@ impl WorkerCtx {
                 return Some(u);
             }
         }
-        let ready = self.pop_ready();
-        if ready.is_some() {
-            return ready;
-        }
-        self.fresh.pop()
+        self.pop_ready()
+            .or_else(|| self.woken.pop())
+            .or_else(|| self.fresh.pop())
     }
 
     /// The front of `ready`, with the next two ULTs' cache lines requested on the way (a
@@ -774,17 +792,23 @@ impl WorkerCtx {
             if victim == self.index {
                 continue;
             }
-            let Some(stealer) = slots[victim].stealer.get() else {
+            let Some(stealers) = slots[victim].stealers.get() else {
                 continue;
             };
-            loop {
-                match stealer.steal_batch_and_pop(&self.fresh) {
-                    Steal::Success(u) => {
-                        bump(&self.slot().counters.steals);
-                        return Some(u);
+            // The oldest waiting ULTs first: started ones waited since their wake-up.
+            for (stealer, into) in [
+                (&stealers.woken, &self.woken),
+                (&stealers.fresh, &self.fresh),
+            ] {
+                loop {
+                    match stealer.steal_batch_and_pop(into) {
+                        Steal::Success(u) => {
+                            bump(&self.slot().counters.steals);
+                            return Some(u);
+                        }
+                        Steal::Empty => break,
+                        Steal::Retry => continue,
                     }
-                    Steal::Empty => break,
-                    Steal::Retry => continue,
                 }
             }
         }
@@ -808,6 +832,7 @@ impl WorkerCtx {
             self.drain_inbox();
         }
         self.pop_ready()
+            .or_else(|| self.woken.pop())
             .or_else(|| self.fresh.pop())
             .or_else(|| self.steal_global())
             .or_else(|| self.steal_from_others())
@@ -915,7 +940,7 @@ impl WorkerCtx {
                 None => break,
             }
         }
-        while let Some(u) = self.fresh.pop() {
+        while let Some(u) = self.woken.pop().or_else(|| self.fresh.pop()) {
             u.cancel();
         }
     }
