@@ -13,9 +13,16 @@
 //!   stepped in gdb; `taskset -c 1 cargo run --release -p benches --example yieldonly`, three
 //!   interleaved runs of each build). When it is long (thousands of connections), popping
 //!   one requests the cache lines of the next two (`pop_ready`).
-//! - `fresh`: a `crossbeam-deque` worker of never-started (or migratable) ULTs. The owner
-//!   pops the newest (LIFO: a spawn-then-join runs the child at once, on a warm stack);
-//!   idle LWPs steal the oldest. A deque has no look-ahead for a prefetch pipeline like
+//! - `fresh`: a `crossbeam-deque` worker of never-started ULTs. The owner pops the newest
+//!   (LIFO: a spawn-then-join runs the child at once, on a warm stack, and a spawn tree is
+//!   run depth first); idle LWPs steal the oldest.
+//! - `woken`: a FIFO `crossbeam-deque` worker of started migratable ULTs (woken or yielded),
+//!   stealable like `fresh`. They used to share `fresh` and so ran newest first: under
+//!   load a ULT woken early was overtaken by every later wake-up. At 100 echo connections
+//!   the many-to-many server's p99 from a request to its echo's arrival was 1.76-19.7 ms
+//!   against 0.34-1.69 ms with the FIFO, end to end 2.41-19.7 against 1.85-2.31 ms, with the
+//!   same requests/s (four interleaved runs of `scripts/echo-ab.sh 100 4`). Thieves take
+//!   from `woken` first: those ULTs have waited since their wake-up. A deque has no look-ahead for a prefetch pipeline like
 //!   `ready`'s. A shadow of its newest end (each pushed ULT's stack and header addresses,
 //!   prefetched one pop ahead) was tried: it matched 70% of pops at 10,000 echo
 //!   connections and cut `Source::wait`'s share of the profile by about a fifth
@@ -536,10 +543,13 @@ impl Schedule for Shared {
 
     fn wake(&self, ult: RawUlt) {
         if ult.may_migrate() {
-            // It is probably the next ULT this LWP runs (`fresh` pops the newest), and a
-            // deque has no look-ahead for `pop_ready`'s pipeline: start fetching its worker
+            // A deque has no look-ahead for `pop_ready`'s pipeline: start fetching its worker
             // and parked stack now, while the waker's other work hides the misses (woken
             // from outside the runtime it goes to the injector, and the hints are wasted).
+            // It now waits at the back of `woken`, so the lines may be cold again by its
+            // turn; dropping the prefetch did not help at 10,000 echo connections (87.8k,
+            // 82.8k, 84.1k requests/s against 88.0k, 90.5k, 85.2k with it, interleaved,
+            // `WINDOW_MS=2000 scripts/echo-ab.sh 10000 3`).
             ult.prefetch();
             return self.push_stealable(ult);
         }
