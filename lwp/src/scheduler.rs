@@ -22,8 +22,9 @@
 //!   the many-to-many server's p99 from a request to its echo's arrival was 1.76-19.7 ms
 //!   against 0.34-1.69 ms with the FIFO, end to end 2.41-19.7 against 1.85-2.31 ms, with the
 //!   same requests/s (four interleaved runs of `scripts/echo-ab.sh 100 4`). Thieves take
-//!   from `woken` first: those ULTs have waited since their wake-up. A deque has no look-ahead for a prefetch pipeline like
-//!   `ready`'s. A shadow of its newest end (each pushed ULT's stack and header addresses,
+//!   from `woken` first: those ULTs have waited since their wake-up. A deque has no
+//!   look-ahead for a prefetch pipeline like `ready`'s. While woken ULTs still shared
+//!   `fresh`, a shadow of its newest end (each pushed ULT's stack and header addresses,
 //!   prefetched one pop ahead) was tried: it matched 70% of pops at 10,000 echo
 //!   connections and cut `Source::wait`'s share of the profile by about a fifth
 //!   (`scripts/echo-profile.sh 10000`, three interleaved pairs), but not the server's CPU
@@ -500,7 +501,7 @@ impl Shared {
         }
     }
 
-    /// Whether stealable work is waiting anywhere (injector or any LWP's fresh queue).
+    /// Whether stealable work is waiting anywhere (injector or any LWP's `fresh` or `woken`).
     pub(crate) fn has_stealable_work(&self) -> bool {
         !self.injector.is_empty()
             || self.started_slots().iter().any(|s| {
@@ -740,9 +741,11 @@ impl WorkerCtx {
                 return Some(u);
             }
         }
-        self.pop_ready()
-            .or_else(|| self.woken.pop())
-            .or_else(|| self.fresh.pop())
+        let ready = self.pop_ready();
+        if ready.is_some() {
+            return ready;
+        }
+        self.woken.pop().or_else(|| self.fresh.pop())
     }
 
     /// The front of `ready`, with the next two ULTs' cache lines requested on the way (a
