@@ -402,7 +402,9 @@ impl Builder {
         }
     }
 
-    /// Lets the scheduler move the ULT between LWPs after it started.
+    /// Lets the scheduler move the ULT between LWPs after it started: once woken (or
+    /// yielded) it waits in its LWP's FIFO of stealable ULTs, so an idle LWP may take it, and
+    /// ULTs woken on one LWP run in the order they were woken.
     ///
     /// # Safety
     /// As [`ult::Builder::migratable`]: no thread-local reference (or `!Send` value) may be
