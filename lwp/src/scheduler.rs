@@ -389,12 +389,14 @@ impl Shared {
         }
     }
 
+    /// Queues a ULT that any LWP may run: on this LWP's `woken` (`WOKEN`: a started
+    /// migratable ULT) or `fresh` (a never-started one), or from outside on the injector.
     // Kept out of line: `wake`'s local path stays short (it is called through `dyn`).
     #[inline(never)]
-    fn push_stealable(&self, ult: RawUlt) {
+    fn push_stealable<const WOKEN: bool>(&self, ult: RawUlt) {
         match self.current_worker() {
             Some(w) => {
-                if ult.started() {
+                if WOKEN {
                     w.woken.push(ult);
                 } else {
                     w.fresh.push(ult);
@@ -538,7 +540,7 @@ impl Schedule for Shared {
                 self.counters.extra_spawns.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.push_stealable(ult);
+        self.push_stealable::<false>(ult);
         Ok(())
     }
 
@@ -552,7 +554,7 @@ impl Schedule for Shared {
             // 82.8k, 84.1k requests/s against 88.0k, 90.5k, 85.2k with it, interleaved,
             // `WINDOW_MS=2000 scripts/echo-ab.sh 10000 3`).
             ult.prefetch();
-            return self.push_stealable(ult);
+            return self.push_stealable::<true>(ult);
         }
         let home = ult.home();
         match self.current_worker() {

@@ -15,7 +15,7 @@ fn woken_migratable_ults_run_first_woken_first() {
         .sysmon_warnings(false)
         .build()
         .unwrap();
-    let order = rt.run(|| {
+    let (ran, woken) = rt.run(|| {
         let unparkers = Arc::new(Mutex::new(vec![None; ULTS]));
         let parked = Arc::new(AtomicUsize::new(0));
         let order = Arc::new(Mutex::new(Vec::new()));
@@ -48,8 +48,8 @@ fn woken_migratable_ults_run_first_woken_first() {
         for h in handles {
             h.join().unwrap();
         }
-        let order = order.lock().unwrap().clone();
-        (order, wake_order.to_vec())
+        let ran = order.lock().unwrap().clone();
+        (ran, wake_order.to_vec())
     });
-    assert_eq!(order.0, order.1, "woken ULTs ran out of wake order");
+    assert_eq!(ran, woken, "woken ULTs ran out of wake order");
 }

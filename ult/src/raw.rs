@@ -1110,7 +1110,7 @@ pub unsafe fn set_nest(nest: *const Nest) -> *const Nest {
 // library), so the assembly read comes first.
 
 /// The header of the ULT running on this kernel thread (see the comment above for why the
-/// read sits in a function of its own).
+/// read has two paths).
 #[inline(always)]
 pub(crate) fn current_raw() -> Option<&'static RawUlt> {
     let p = fast_tls::current().unwrap_or_else(current_raw_here::<()>);
