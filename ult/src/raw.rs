@@ -1068,6 +1068,9 @@ pub struct Nest {
     /// The switch then sits in the caller's own frame: no indirect call, and no function
     /// whose prologue and epilogue save and restore the six registers a switch clobbers.
     /// Every ULT in it must be one that the scheduler could resume on this thread now.
+    /// It must also be the queue that the running ULT's own scheduler would put a new ULT
+    /// in: a spawn from the running ULT onto that scheduler pushes there directly
+    /// (the crate-internal `spawn_queue`), without the scheduler's `spawn`.
     pub queue: *const RunQueue,
     /// Yields still served inline before the next one goes through [`Nest::on_yield`]
     /// (which may reset it): a countdown that lets the scheduler do its periodic work (timers,
@@ -1745,6 +1748,17 @@ fn current_nest() -> *const Nest {
 )]
 fn current_nest_here<Here>() -> *const Nest {
     THREAD.with(|t| t.nest.get())
+}
+
+/// The run queue of the [`Nest`] offer, if there is one with a queue: where a ULT that the
+/// running ULT spawns onto its own scheduler goes ([`Nest::queue`]'s contract), one thread-local
+/// read and a push instead of the scheduler's `spawn` (an indirect call that finds the
+/// executor's thread-local state again and checks that it runs there).
+#[inline]
+pub(crate) fn spawn_queue<'a>() -> Option<&'a RunQueue> {
+    // SAFETY: a non-null queue is valid while its offer is (`set_nest`'s contract), and the
+    // offer is valid while the caller uses it (see `offered_nest`), which is for one push.
+    offered_nest().and_then(|nest| unsafe { nest.queue.as_ref() })
 }
 
 /// The [`Nest`] offer as a reference, if there is one.
