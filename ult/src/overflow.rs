@@ -11,7 +11,9 @@
 //!
 //! Invariants: the handler only does async-signal-safe work (one thread-local read, `write`,
 //! `abort`, `sigaction`). Every kernel thread that resumes ULTs gets an alternate signal stack
-//! before its first resume ([`ensure_signal_stack`]).
+//! before its first resume ([`ensure_signal_stack`]). The handler is installed (once per
+//! process, [`install_handler`]) by `UltStack::new` before it maps a guard page, so no guard
+//! page exists without it; spawning a ULT on a pooled stack does not look at it again.
 
 use std::cell::Cell;
 use std::mem::MaybeUninit;

@@ -822,12 +822,22 @@ thread_local! {
     static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
+/// A fresh id from this thread's block; inlined into `create` (a call through the GOT from
+/// the caller's crate otherwise), with the refill out of line.
+#[inline]
 fn next_id() -> UltId {
     let (next, end) = IDS.try_with(|c| c.get()).unwrap_or((0, 0));
     if next < end {
         let _ = IDS.try_with(|c| c.set((next + 1, end)));
         return UltId(next);
     }
+    next_id_block()
+}
+
+/// [`next_id`] when this thread's block is used up: takes a new block.
+#[cold]
+#[inline(never)]
+fn next_id_block() -> UltId {
     let start = NEXT_ID.fetch_add(ID_BLOCK, Ordering::Relaxed);
     let _ = IDS.try_with(|c| c.set((start + 1, start + ID_BLOCK)));
     UltId(start)
@@ -1219,7 +1229,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    crate::overflow::install_handler();
+    // The overflow handler is installed by `UltStack::new`, before any guard page exists.
     let worker = workers::take(spec.stack_size)?;
     let guard = worker.guard_range();
     let stack_size = worker.stack_size();

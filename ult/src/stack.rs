@@ -87,6 +87,9 @@ impl UltStack {
     /// Maps a new stack with `size` usable bytes (rounded up to whole pages) below a guard
     /// page. Fails with an error that names the limit that was hit.
     pub fn new(size: usize) -> io::Result<UltStack> {
+        // Before the first guard page exists, so that no overflow can go unreported: the
+        // handler recognises guard pages of live stacks (once per process; a check after).
+        crate::overflow::install_handler();
         let page = page_size();
         let usable = usable_for(size);
         let len = usable + page;
