@@ -1685,7 +1685,21 @@ impl RawUlt {
 }
 
 impl Drop for Header {
+    /// Inlined into the drop glue of the caller's crate (a call through the GOT otherwise):
+    /// a finished ULT has no worker left, so the common case is one test.
+    #[inline]
     fn drop(&mut self) {
+        if self.worker.get_mut().is_some() {
+            self.drop_worker();
+        }
+    }
+}
+
+impl Header {
+    /// [`Header`]'s drop for a ULT that still holds a worker (it never finished).
+    #[cold]
+    #[inline(never)]
+    fn drop_worker(&mut self) {
         if let Some(worker) = self.worker.get_mut().take() {
             if self.started() {
                 // Dropped while suspended and not through `cancel`: we may be on a foreign
