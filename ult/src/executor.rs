@@ -311,19 +311,16 @@ impl NestCtx<'_> {
         self.local.queue.pop_front()
     }
 
-    /// Resumes `ult` with `offer` as the thread's [`Nest`] offer, restores the previous one,
-    /// and queues `ult` again if it is still runnable.
+    /// Resumes `ult` with `offer` as its [`Nest`] offer for this run, and queues `ult` again
+    /// if it is still runnable.
     ///
     /// # Safety
     /// `offer` must be null or valid until this call returns.
     #[inline]
     unsafe fn resume_offering(&self, ult: RawUlt, offer: *const Nest) {
-        // SAFETY: the caller guarantees `offer`; the previous one is restored just below.
-        let outer = unsafe { raw::set_nest(offer) };
-        let outcome = ult.resume();
-        // SAFETY: `outer` was valid when it was replaced and its owner is still below us on
-        // this thread's stacks (the event loop, or null).
-        unsafe { raw::set_nest(outer) };
+        // SAFETY: the caller guarantees `offer`; its queue is this executor's run queue,
+        // which holds only this thread's ULTs and is where its ULTs' spawns go.
+        let outcome = unsafe { ult.resume_offering(offer) };
         if let Resumed::Runnable(ult) = outcome {
             self.local.queue.push_back(ult);
         }

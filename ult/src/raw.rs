@@ -632,7 +632,10 @@ unsafe fn start_on_worker(job: usize, yielder: &UltYielder) {
     // SAFETY: the caller's contract.
     let header = unsafe { &*(job as *const Header) };
     header.yielder.set(yielder as *const _);
-    THREAD.with(|t| t.yielder.set(yielder as *const _));
+    // The frame its resumer built holds a null yielder on this first run.
+    if let Some(frame) = running_frame() {
+        frame.yielder.set(yielder as *const _);
+    }
     // SAFETY: `run` matches the cell's type, and the ULT starts now, once.
     unsafe { (header.run)(NonNull::from(header)) };
 }
@@ -843,27 +846,47 @@ fn next_id_block() -> UltId {
     UltId(start)
 }
 
-/// What a kernel thread knows about the ULT it runs, in one thread-local so that a resume or
-/// a yield computes its address once.
-struct ThreadCtx {
-    /// The scheduler's handle to the ULT running on this kernel thread, or null. It points
-    /// into the frame of `RawUlt::resume`, which outlives the ULT's run.
-    current: Cell<*const RawUlt>,
-    /// The running ULT's yielder (null before its first run): the switch path reads it
+/// What the running ULT's own code needs to know about its run, built by the resumer on its
+/// own stack for one resume ([`RawUlt::switch_in`]) and published through [`ThreadCtx`].
+///
+/// One word of thread-local state per resume instead of three: a resume used to save,
+/// replace and restore the running ULT, its yielder and the nest offer one by one, each a
+/// thread-local load, a store and a stack slot held across the switch; now it fills this
+/// frame (stores to its own stack) and swaps one pointer. The offer is part of the frame, so
+/// it is scoped to one resume by construction (it used to be a thread-wide setting that the
+/// scheduler had to restore by hand). The yield round trip between two ULTs went from 129.7
+/// to 123.6 instructions, a pooled spawn+join from 497.6 to 496.6
+/// (`scripts/count-instructions.sh countloop yield`; `PASSES=3 A=10000
+/// scripts/count-instructions.sh spawnjoin`) and a yield on one LWP stayed at 306.5 (callgrind
+/// on `benches --example yieldonly`); in time the yield round trip did not move beyond the
+/// noise (`taskset -c 1 cargo run --release -p ult --example switchratio`, four interleaved
+/// pairs: 12.5-15.9 ns before, 12.6-15.2 ns after).
+#[repr(C)]
+pub(crate) struct RunFrame {
+    /// A bitwise copy of the resumer's handle to the running ULT, never dropped (the resumer
+    /// keeps the owning one): [`current_raw`] lends it out. First, so that a pointer to the
+    /// frame is a pointer to it.
+    ult: std::mem::ManuallyDrop<RawUlt>,
+    /// The running ULT's yielder (null until its first run sets it): the switch path reads it
     /// without walking the header.
     yielder: Cell<*const UltYielder>,
     /// Non-null while the running ULT may run other ULTs on its own stack when it yields,
-    /// parks or joins (see [`Nest`]); null while a nested ULT runs, and on threads of other
+    /// parks or joins (see [`Nest`]); null while a nested ULT runs, and for the ULTs of other
     /// schedulers.
     nest: Cell<*const Nest>,
+}
+
+/// What a kernel thread knows about the ULT it runs: the frame of the resume in progress.
+struct ThreadCtx {
+    /// The [`RunFrame`] of the ULT running on this kernel thread, or null. It lives in the
+    /// frame of `RawUlt::switch_in`, which outlives the ULT's run (until it switches back).
+    frame: Cell<*const RunFrame>,
 }
 
 thread_local! {
     static THREAD: ThreadCtx = const {
         ThreadCtx {
-            current: Cell::new(ptr::null()),
-            yielder: Cell::new(ptr::null()),
-            nest: Cell::new(ptr::null()),
+            frame: Cell::new(ptr::null()),
         }
     };
 }
@@ -885,7 +908,7 @@ thread_local! {
 /// block) and the readers fall back to the never-inlined functions.
 #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
 mod fast_tls {
-    use super::{Nest, RawUlt, ThreadCtx, UltYielder, THREAD};
+    use super::{RunFrame, ThreadCtx, THREAD};
     use std::mem::offset_of;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Once;
@@ -901,34 +924,12 @@ mod fast_tls {
         OFFSET.load(Ordering::Relaxed)
     }
 
-    /// `THREAD.current` of the calling thread; `None` while the offset is unknown.
+    /// `THREAD.frame` of the calling thread; `None` while the offset is unknown.
     #[inline(always)]
-    pub(super) fn current() -> Option<*const RawUlt> {
+    pub(super) fn frame() -> Option<*const RunFrame> {
         let offset = known_offset()?;
-        // SAFETY: a known offset, and `current` is a `Cell<*const RawUlt>` of `ThreadCtx`.
-        Some(unsafe { read(offset, offset_of!(ThreadCtx, current)) })
-    }
-
-    /// `THREAD.yielder` and `THREAD.nest` of the calling thread; `None` while the offset is
-    /// unknown.
-    #[inline(always)]
-    pub(super) fn context() -> Option<(*const UltYielder, *const Nest)> {
-        let offset = known_offset()?;
-        // SAFETY: a known offset; both are `Cell<*const _>` fields of `ThreadCtx`.
-        Some(unsafe {
-            (
-                read(offset, offset_of!(ThreadCtx, yielder)),
-                read(offset, offset_of!(ThreadCtx, nest)),
-            )
-        })
-    }
-
-    /// `THREAD.nest` of the calling thread; `None` while the offset is unknown.
-    #[inline(always)]
-    pub(super) fn nest() -> Option<*const Nest> {
-        let offset = known_offset()?;
-        // SAFETY: a known offset, and `nest` is a `Cell<*const Nest>` of `ThreadCtx`.
-        Some(unsafe { read(offset, offset_of!(ThreadCtx, nest)) })
+        // SAFETY: a known offset, and `frame` is a `Cell<*const RunFrame>` of `ThreadCtx`.
+        Some(unsafe { read(offset, offset_of!(ThreadCtx, frame)) })
     }
 
     #[inline(always)]
@@ -1023,22 +1024,12 @@ mod fast_tls {
 /// Targets without the call-free read: every reader takes its never-inlined fallback.
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
 mod fast_tls {
-    use super::{Nest, RawUlt, UltYielder};
+    use super::RunFrame;
 
     pub(super) fn set_up() {}
 
     #[inline(always)]
-    pub(super) fn current() -> Option<*const RawUlt> {
-        None
-    }
-
-    #[inline(always)]
-    pub(super) fn context() -> Option<(*const UltYielder, *const Nest)> {
-        None
-    }
-
-    #[inline(always)]
-    pub(super) fn nest() -> Option<*const Nest> {
+    pub(super) fn frame() -> Option<*const RunFrame> {
         None
     }
 }
@@ -1049,14 +1040,14 @@ mod fast_tls {
 /// With a plain asymmetric coroutine, a yield from A to B costs four switches: A to the
 /// scheduler, the scheduler to B, and back the same way. If A itself resumes B (corosensei
 /// records the parent at every `resume`, so a coroutine may resume another), B's next switch
-/// returns straight into A: two switches per round trip. A scheduler that offers this sets
-/// [`set_nest`] before it resumes a ULT; `yield_now`, `park` and `join` then call
+/// returns straight into A: two switches per round trip. A scheduler that offers this
+/// resumes a ULT with [`RawUlt::resume_offering`]; `yield_now`, `park` and `join` then call
 /// [`Nest::on_yield`], [`Nest::on_park`] and [`Nest::on_join`] on the running ULT's own
 /// stack. A `yield_now` runs the offer's [`Nest::queue`] itself, inline, as long as the
 /// scheduler's countdown ([`Nest::inline_yields`]) lasts, and calls `on_yield` only when it
 /// runs out: the common case then costs no indirect call.
 ///
-/// Depth is bounded at one: the nested ULT runs with `NEST` cleared, so it switches back to
+/// Depth is bounded at one: the nested ULT runs without the offer, so it switches back to
 /// its parent like any coroutine. The scheduler decides what runs; the running ULT only lends
 /// its stack. Only single-threaded schedulers use this (the many-to-one executor): nested
 /// ULTs then stay on their home thread by construction.
@@ -1088,21 +1079,8 @@ pub struct Nest {
     pub inline_yields: Cell<u32>,
 }
 
-/// Sets the calling thread's [`Nest`] offer (null: none) and returns the previous one. A
-/// scheduler sets it around `resume` of a ULT that may nest, and clears it around `resume`
-/// of a nested ULT.
-///
-/// # Safety
-/// A non-null `nest` must stay valid until it is replaced on this thread, and so must its
-/// non-null [`Nest::queue`], which must hold only ULTs that may be resumed on this thread
-/// (the scheduler lends its right to resume them to whoever runs under the offer).
-#[inline]
-pub unsafe fn set_nest(nest: *const Nest) -> *const Nest {
-    THREAD.with(|t| t.nest.replace(nest))
-}
-
-// The readers of `THREAD` that run inside a ULT (`current_raw`, `switch_context`,
-// `current_nest`) must read on the thread that runs the ULT now: no caller may cache the
+// The reader of `THREAD` that runs inside a ULT (`current_frame`, behind `current_raw`,
+// `switch_context` and `current_nest`) must read on the thread that runs the ULT now: no caller may cache the
 // thread-local's address across a switch (a migratable ULT may come back on another thread).
 // Each has two paths. Where `fast_tls` knows the thread-local's offset from the thread pointer
 // (`ult` linked into the main executable), the read is one `mov` from `%fs:` in inline
@@ -1122,26 +1100,38 @@ pub unsafe fn set_nest(nest: *const Nest) -> *const Nest {
 // interleaved pairs). The library case is the common one inside the runtime (`lwp` is a
 // library), so the assembly read comes first.
 
-/// The header of the ULT running on this kernel thread (see the comment above for why the
-/// read has two paths).
+/// The [`RunFrame`] of the ULT running on this kernel thread, or null (see the comment above
+/// for why the read has two paths).
 #[inline(always)]
-pub(crate) fn current_raw() -> Option<&'static RawUlt> {
-    let p = fast_tls::current().unwrap_or_else(current_raw_here::<()>);
-    // SAFETY: CURRENT is non-null only while the scheduler is inside `resume` for that ULT,
-    // and points at the handle in that frame; callers only use the reference from inside
-    // that ULT, i.e. while `resume` is on the scheduler's stack, so it outlives every use
-    // (the 'static never escapes the running ULT).
-    unsafe { p.as_ref() }
+fn current_frame() -> *const RunFrame {
+    fast_tls::frame().unwrap_or_else(current_frame_here::<()>)
 }
 
-/// [`current_raw`]'s fallback read, instantiated in the caller's crate.
+/// [`current_frame`]'s fallback read, instantiated in the caller's crate.
 #[inline(never)]
 #[allow(
     clippy::extra_unused_type_parameters,
     reason = "the parameter only places the instance in the caller's crate"
 )]
-fn current_raw_here<Here>() -> *const RawUlt {
-    THREAD.try_with(|t| t.current.get()).unwrap_or(ptr::null())
+fn current_frame_here<Here>() -> *const RunFrame {
+    THREAD.try_with(|t| t.frame.get()).unwrap_or(ptr::null())
+}
+
+/// The running ULT's frame as a reference, if a ULT runs on this thread.
+#[inline(always)]
+fn running_frame<'a>() -> Option<&'a RunFrame> {
+    // SAFETY: the frame pointer is non-null only while its resumer is inside `switch_in` for
+    // the ULT that runs now, and points at the frame in that call; callers use the reference
+    // only from inside that ULT (before its next switch), while `switch_in` is on the
+    // resumer's stack, so the frame outlives every use.
+    unsafe { current_frame().as_ref() }
+}
+
+/// The handle of the ULT running on this kernel thread (the 'static never escapes the
+/// running ULT; see [`running_frame`]).
+#[inline(always)]
+pub(crate) fn current_raw() -> Option<&'static RawUlt> {
+    running_frame().map(|f| &*f.ult)
 }
 
 /// The header of the ULT running on this kernel thread.
@@ -1187,9 +1177,10 @@ impl UnparkRef {
 
 /// Current ULT's guard page, for the overflow handler. Async-signal-safe: one TLS read.
 pub(crate) fn current_guard() -> Option<(usize, usize, u64, usize, *const Header)> {
-    let p = THREAD.try_with(|t| t.current.get()).ok()?;
-    // SAFETY: as in `current_raw`; the handler runs on the thread that runs the ULT.
-    let h: &Header = unsafe { p.as_ref()? };
+    let p = THREAD.try_with(|t| t.frame.get()).ok()?;
+    // SAFETY: as in `running_frame`; the handler runs on the thread that runs the ULT.
+    let f: &RunFrame = unsafe { p.as_ref()? };
+    let h: &Header = &f.ult;
     Some((
         h.guard.0,
         h.guard.1,
@@ -1445,9 +1436,27 @@ impl RawUlt {
     /// on the ULT that just ran).
     #[inline]
     pub fn resume_then(self, after: impl FnOnce(&Header)) -> Resumed {
-        // A nested resume (see `Nest`) must give the parent ULT its yielder back afterwards;
-        // the nest offer is the caller's business here.
-        let outcome = self.switch_in::<false>();
+        self.resume_with(ptr::null(), after)
+    }
+
+    /// Like [`RawUlt::resume`], with `nest` as the ULT's [`Nest`] offer for this run: while it
+    /// runs, its `yield_now`, `park` and `join` may run the offer's ULTs on its stack.
+    ///
+    /// # Safety
+    /// `resume`'s contract, and a non-null `nest` must stay valid until this call returns, and
+    /// so must its non-null [`Nest::queue`], which must hold only ULTs that may be resumed on
+    /// this thread (the scheduler lends its right to resume them to the ULT it runs) and be
+    /// the queue its scheduler puts the ULTs that this one spawns in.
+    #[inline]
+    pub unsafe fn resume_offering(self, nest: *const Nest) -> Resumed {
+        self.resume_with(nest, |_| ())
+    }
+
+    /// The body of [`RawUlt::resume_then`] and [`RawUlt::resume_offering`] (whose contract
+    /// a non-null `nest` comes with).
+    #[inline(always)]
+    fn resume_with(self, nest: *const Nest, after: impl FnOnce(&Header)) -> Resumed {
+        let outcome = self.switch_in(nest);
         let header: &Header = &self;
         after(header);
         match outcome {
@@ -1496,7 +1505,8 @@ impl RawUlt {
     /// [`RawUlt::resume_nested_joined`] (whose contract the caller then upholds).
     #[inline(always)]
     fn resume_nested_as<const JOINED: bool>(self) -> Option<RawUlt> {
-        let outcome = self.switch_in::<true>();
+        // Without the offer: its next switch comes back here, to the lender.
+        let outcome = self.switch_in(ptr::null());
         match outcome {
             CoroutineResult::Yield(Switch::Yield) => Some(self),
             CoroutineResult::Yield(Switch::Park) => match self.after_park_outlined() {
@@ -1562,24 +1572,19 @@ impl RawUlt {
         Resumed::Finished
     }
 
-    /// Runs the ULT's worker until it switches back, with the ULT as this thread's running
-    /// ULT (and, if `CLEAR_NEST`, with the nest offer cleared) meanwhile; the previous
-    /// context is restored afterwards.
+    /// Runs the ULT's worker until it switches back, with a [`RunFrame`] for it (the ULT,
+    /// its yielder, `nest` as its offer) published as this thread's running frame meanwhile;
+    /// the previous frame (the lender's, when nested; else null) is restored afterwards.
     #[inline(always)]
-    fn switch_in<const CLEAR_NEST: bool>(&self) -> CoroutineResult<Switch, ()> {
+    fn switch_in(&self, nest: *const Nest) -> CoroutineResult<Switch, ()> {
         let header: &Header = self;
-        let (current, yielder, nest) = THREAD.with(|t| {
-            let nest = if CLEAR_NEST {
-                t.nest.replace(ptr::null())
-            } else {
-                ptr::null()
-            };
-            (
-                t.current.replace(self as *const RawUlt),
-                t.yielder.replace(header.yielder.get()),
-                nest,
-            )
-        });
+        let frame = RunFrame {
+            // A copy of this handle that is never dropped: `self` holds the reference.
+            ult: std::mem::ManuallyDrop::new(RawUlt(self.0)),
+            yielder: Cell::new(header.yielder.get()),
+            nest: Cell::new(nest),
+        };
+        let outer = THREAD.with(|t| t.frame.replace(&frame));
         // SAFETY: the run-state protocol gives the caller exclusive ownership of the
         // worker: it popped the ULT from a run queue, and a ULT is in at most one queue.
         let worker = unsafe { (*header.worker.get()).as_mut() }.expect("resumed a finished ULT");
@@ -1588,13 +1593,7 @@ impl RawUlt {
         let outcome = worker.resume(header as *const Header as usize);
         // Looked up again rather than kept across the switch: a constant offset from the
         // thread pointer, cheaper than a register or a stack slot held through it.
-        THREAD.with(|t| {
-            t.current.set(current);
-            t.yielder.set(yielder);
-            if CLEAR_NEST {
-                t.nest.set(nest);
-            }
-        });
+        THREAD.with(|t| t.frame.set(outer));
         outcome
     }
 
@@ -1631,7 +1630,13 @@ impl RawUlt {
     pub fn cancel(self) {
         self.cancelling.set(true);
         let header: &Header = &self;
-        let prev = THREAD.with(|t| t.current.replace(&self as *const RawUlt));
+        // Runs as this ULT (for `current()` in destructors), with nothing to switch to.
+        let frame = RunFrame {
+            ult: std::mem::ManuallyDrop::new(RawUlt(self.0)),
+            yielder: Cell::new(ptr::null()),
+            nest: Cell::new(ptr::null()),
+        };
+        let prev = THREAD.with(|t| t.frame.replace(&frame));
         // SAFETY: exclusive owner, as in `resume`.
         let worker = unsafe { (*header.worker.get()).take() };
         if let Some(worker) = worker {
@@ -1650,7 +1655,7 @@ impl RawUlt {
         // SAFETY: exclusive owner, as in `resume`; the coroutine is gone.
         let locals = unsafe { std::mem::take(&mut *header.locals.get()) };
         let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(locals)));
-        THREAD.with(|t| t.current.set(prev));
+        THREAD.with(|t| t.frame.set(prev));
         header.state.finish();
     }
 
@@ -1740,38 +1745,20 @@ pub fn prepare_thread() {
     fast_tls::set_up();
 }
 
-/// The running ULT's yielder, or null outside a ULT, and the thread's [`Nest`] offer, read in
-/// the same call since `yield_now` needs both (a reader of its own: see [`current_raw`]).
+/// The running ULT's yielder and its [`Nest`] offer (null outside a ULT), read together
+/// since `yield_now` needs both.
 #[inline(always)]
 fn switch_context() -> (*const UltYielder, *const Nest) {
-    fast_tls::context().unwrap_or_else(switch_context_here::<()>)
+    match running_frame() {
+        Some(f) => (f.yielder.get(), f.nest.get()),
+        None => (ptr::null(), ptr::null()),
+    }
 }
 
-/// [`switch_context`]'s fallback read, instantiated in the caller's crate.
-#[inline(never)]
-#[allow(
-    clippy::extra_unused_type_parameters,
-    reason = "the parameter only places the instance in the caller's crate"
-)]
-fn switch_context_here<Here>() -> (*const UltYielder, *const Nest) {
-    THREAD.with(|t| (t.yielder.get(), t.nest.get()))
-}
-
-/// The calling thread's [`Nest`] offer, read afresh (a reader of its own, like
-/// `switch_context`).
+/// The running ULT's [`Nest`] offer, read afresh (null outside a ULT).
 #[inline(always)]
 fn current_nest() -> *const Nest {
-    fast_tls::nest().unwrap_or_else(current_nest_here::<()>)
-}
-
-/// [`current_nest`]'s fallback read, instantiated in the caller's crate.
-#[inline(never)]
-#[allow(
-    clippy::extra_unused_type_parameters,
-    reason = "the parameter only places the instance in the caller's crate"
-)]
-fn current_nest_here<Here>() -> *const Nest {
-    THREAD.with(|t| t.nest.get())
+    running_frame().map_or(ptr::null(), |f| f.nest.get())
 }
 
 /// The run queue of the [`Nest`] offer, if there is one with a queue: where a ULT that the
@@ -1780,7 +1767,7 @@ fn current_nest_here<Here>() -> *const Nest {
 /// executor's thread-local state again and checks that it runs there).
 #[inline]
 pub(crate) fn spawn_queue<'a>() -> Option<&'a RunQueue> {
-    // SAFETY: a non-null queue is valid while its offer is (`set_nest`'s contract), and the
+    // SAFETY: a non-null queue is valid while its offer is (`resume_offering`'s contract), and the
     // offer is valid while the caller uses it (see `offered_nest`), which is for one push.
     offered_nest().and_then(|nest| unsafe { nest.queue.as_ref() })
 }
@@ -1788,9 +1775,9 @@ pub(crate) fn spawn_queue<'a>() -> Option<&'a RunQueue> {
 /// The [`Nest`] offer as a reference, if there is one.
 #[inline]
 fn offered_nest<'a>() -> Option<&'a Nest> {
-    // SAFETY: a non-null NEST is valid until its scheduler replaces it (`set_nest`'s
-    // contract), and the scheduler is suspended below the running ULT in this very call
-    // chain, so it is not replaced while the caller uses it.
+    // SAFETY: a non-null offer is valid while the `resume_offering` call that made it runs
+    // (its contract), and that call is suspended below the running ULT in this very call
+    // chain, so it outlives the caller's use.
     unsafe { current_nest().as_ref() }
 }
 
@@ -1861,13 +1848,13 @@ pub(crate) fn yield_current() -> bool {
 #[inline(always)]
 fn yield_lending(nest: &Nest) {
     let left = nest.inline_yields.get();
-    // SAFETY: a non-null queue is valid while its offer is (`set_nest`'s contract), and the
+    // SAFETY: a non-null queue is valid while its offer is (`resume_offering`'s contract), and the
     // offer is valid while the caller uses it (see `offered_nest`).
     match unsafe { nest.queue.as_ref() } {
         Some(queue) if left > 0 => {
             nest.inline_yields.set(left - 1);
             // The scheduler lent its right to resume the queue's ULTs on this thread
-            // (`set_nest`'s contract); each nested ULT switches straight back here.
+            // (`resume_offering`'s contract); each nested ULT switches straight back here.
             queue.resume_ahead_nested();
         }
         _ => (nest.on_yield)(nest),
@@ -1918,16 +1905,12 @@ fn _assert_send_sync() {
 
 #[cfg(all(test, target_arch = "x86_64", target_os = "linux", not(miri)))]
 mod fast_tls_tests {
-    use super::{current_nest_here, current_raw, current_raw_here, fast_tls, switch_context};
-    use super::{switch_context_here, THREAD};
+    use super::{current_frame, current_frame_here, current_raw, fast_tls, THREAD};
     use std::ptr;
 
-    /// The call-free readers and the never-inlined ones agree, on every thread.
+    /// The call-free reader and the never-inlined one agree, on every thread.
     fn readers_agree() {
-        let fast = current_raw().map_or(ptr::null(), |r| r as *const super::RawUlt);
-        assert_eq!(fast, current_raw_here::<()>());
-        assert_eq!(switch_context(), switch_context_here::<()>());
-        assert_eq!(super::current_nest(), current_nest_here::<()>());
+        assert_eq!(current_frame(), current_frame_here::<()>());
     }
 
     #[test]
@@ -1939,12 +1922,14 @@ mod fast_tls_tests {
             .map(|i| {
                 std::thread::spawn(move || {
                     // Distinct values per thread: a read of another thread's block shows.
+                    // (Only compared, never dereferenced.)
                     let marker = (i + 1) * 0x1000;
-                    THREAD.with(|t| t.nest.set(marker as *const _));
-                    assert_eq!(super::current_nest() as usize, marker);
+                    THREAD.with(|t| t.frame.set(marker as *const _));
+                    assert_eq!(current_frame() as usize, marker);
                     readers_agree();
-                    THREAD.with(|t| t.nest.set(ptr::null()));
+                    THREAD.with(|t| t.frame.set(ptr::null()));
                     readers_agree();
+                    assert!(current_raw().is_none());
                 })
             })
             .collect();
@@ -1952,12 +1937,18 @@ mod fast_tls_tests {
             t.join().expect("the thread's readers agree");
         }
         readers_agree();
-        // Inside a ULT, where the fields are set by the executor.
+        // Inside a ULT, where the frame is set by the executor.
         crate::run(|| {
-            assert!(current_raw().is_some());
+            let me = current_raw().map(|r| r.id());
+            assert!(me.is_some());
             readers_agree();
             crate::yield_now();
             readers_agree();
+            assert_eq!(
+                current_raw().map(|r| r.id()),
+                me,
+                "the same ULT after a switch"
+            );
         });
     }
 }
