@@ -1733,7 +1733,7 @@ pub(crate) fn help_until_finished(child: &Header) -> bool {
 pub(crate) fn suspend_current(header: &Header, why: Switch) {
     let y = header.yielder.get();
     debug_assert!(!y.is_null());
-    // SAFETY: `header` is the running ULT (taken from CURRENT on this thread), whose yielder
+    // SAFETY: `header` is the running ULT (taken from this thread's frame), whose yielder
     // was set when it started and lives on its stack until it returns; we are inside it.
     unsafe { (*y).suspend(why) };
 }
@@ -1833,9 +1833,9 @@ pub(crate) fn yield_current() -> bool {
     if y.is_null() {
         return false;
     }
-    // SAFETY: CURRENT_YIELDER is non-null only while a started ULT runs on this thread, and
-    // the caller is that ULT (a scheduler never calls yield_now between resumes: it resets
-    // the pointer after each resume).
+    // SAFETY: the frame's yielder is non-null only while a started ULT runs on this thread,
+    // and the caller is that ULT (a scheduler never calls yield_now between resumes: it
+    // restores the frame pointer after each resume).
     unsafe { (*y).suspend(Switch::Yield) };
     true
 }
