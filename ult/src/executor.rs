@@ -584,16 +584,24 @@ mod tests {
         });
     }
 
+    /// A shared log of events and a cloneable closure that appends one to it.
+    fn event_log() -> (
+        Arc<std::sync::Mutex<Vec<&'static str>>>,
+        impl Fn(&'static str) + Clone + Send + 'static,
+    ) {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let note = {
+            let log = log.clone();
+            move |what: &'static str| log.lock().unwrap().push(what)
+        };
+        (log, note)
+    }
+
     #[test]
     fn ults_that_spawn_park_or_finish_while_run_in_place_keep_fifo_order() {
-        use std::sync::Mutex;
         crate::run(|| {
             let before = live_cells();
-            let log = Arc::new(Mutex::new(Vec::new()));
-            let note = {
-                let log = log.clone();
-                move |what: &'static str| log.lock().unwrap().push(what)
-            };
+            let (log, note) = event_log();
             let b = crate::spawn({
                 let note = note.clone();
                 move || {
@@ -633,13 +641,8 @@ mod tests {
 
     #[test]
     fn spawns_straight_into_the_queue_and_wake_ups_keep_one_fifo_order() {
-        use std::sync::Mutex;
         crate::run(|| {
-            let log = Arc::new(Mutex::new(Vec::new()));
-            let note = {
-                let log = log.clone();
-                move |what: &'static str| log.lock().unwrap().push(what)
-            };
+            let (log, note) = event_log();
             let parked = crate::spawn({
                 let note = note.clone();
                 move || {
