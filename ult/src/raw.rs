@@ -876,6 +876,20 @@ pub(crate) struct RunFrame {
     nest: Cell<*const Nest>,
 }
 
+impl RunFrame {
+    /// A frame for a run of `ult`, which the caller keeps (and so its reference) until the
+    /// frame is gone.
+    #[inline(always)]
+    fn new(ult: &RawUlt, yielder: *const UltYielder, nest: *const Nest) -> RunFrame {
+        RunFrame {
+            // A copy of the handle that is never dropped: the caller's holds the reference.
+            ult: std::mem::ManuallyDrop::new(RawUlt(ult.0)),
+            yielder: Cell::new(yielder),
+            nest: Cell::new(nest),
+        }
+    }
+}
+
 /// What a kernel thread knows about the ULT it runs: the frame of the resume in progress.
 struct ThreadCtx {
     /// The [`RunFrame`] of the ULT running on this kernel thread, or null. It lives in the
@@ -1080,9 +1094,9 @@ pub struct Nest {
 }
 
 // The reader of `THREAD` that runs inside a ULT (`current_frame`, behind `current_raw`,
-// `switch_context` and `current_nest`) must read on the thread that runs the ULT now: no caller may cache the
-// thread-local's address across a switch (a migratable ULT may come back on another thread).
-// Each has two paths. Where `fast_tls` knows the thread-local's offset from the thread pointer
+// `switch_context` and `current_nest`) must read on the thread that runs the ULT now: no
+// caller may cache the thread-local's address across a switch (a migratable ULT may come
+// back on another thread). It has two paths. Where `fast_tls` knows the thread-local's offset from the thread pointer
 // (`ult` linked into the main executable), the read is one `mov` from `%fs:` in inline
 // assembly, inlined into the caller and executed afresh each time. Elsewhere it calls a
 // never-inlined function, generic over a marker so that a binary crate that calls it gets an
@@ -1578,12 +1592,7 @@ impl RawUlt {
     #[inline(always)]
     fn switch_in(&self, nest: *const Nest) -> CoroutineResult<Switch, ()> {
         let header: &Header = self;
-        let frame = RunFrame {
-            // A copy of this handle that is never dropped: `self` holds the reference.
-            ult: std::mem::ManuallyDrop::new(RawUlt(self.0)),
-            yielder: Cell::new(header.yielder.get()),
-            nest: Cell::new(nest),
-        };
+        let frame = RunFrame::new(self, header.yielder.get(), nest);
         let outer = THREAD.with(|t| t.frame.replace(&frame));
         // SAFETY: the run-state protocol gives the caller exclusive ownership of the
         // worker: it popped the ULT from a run queue, and a ULT is in at most one queue.
@@ -1631,11 +1640,7 @@ impl RawUlt {
         self.cancelling.set(true);
         let header: &Header = &self;
         // Runs as this ULT (for `current()` in destructors), with nothing to switch to.
-        let frame = RunFrame {
-            ult: std::mem::ManuallyDrop::new(RawUlt(self.0)),
-            yielder: Cell::new(ptr::null()),
-            nest: Cell::new(ptr::null()),
-        };
+        let frame = RunFrame::new(&self, ptr::null(), ptr::null());
         let prev = THREAD.with(|t| t.frame.replace(&frame));
         // SAFETY: exclusive owner, as in `resume`.
         let worker = unsafe { (*header.worker.get()).take() };
