@@ -747,6 +747,13 @@ impl WorkerCtx {
         if ready.is_some() {
             return ready;
         }
+        self.pop_stealable()
+    }
+
+    /// This LWP's own stealable ULTs: the woken ones (FIFO, waiting since their wake-up)
+    /// before the never-started ones.
+    #[inline]
+    fn pop_stealable(&self) -> Option<RawUlt> {
         self.woken.pop().or_else(|| self.fresh.pop())
     }
 
@@ -847,8 +854,7 @@ impl WorkerCtx {
             self.drain_inbox();
         }
         self.pop_ready()
-            .or_else(|| self.woken.pop())
-            .or_else(|| self.fresh.pop())
+            .or_else(|| self.pop_stealable())
             .or_else(|| self.steal_global())
             .or_else(|| self.steal_from_others())
     }
@@ -955,7 +961,7 @@ impl WorkerCtx {
                 None => break,
             }
         }
-        while let Some(u) = self.woken.pop().or_else(|| self.fresh.pop()) {
+        while let Some(u) = self.pop_stealable() {
             u.cancel();
         }
     }
