@@ -297,7 +297,9 @@ pub fn mappings() -> Option<usize> {
     Some(maps.iter().filter(|&&b| b == b'\n').count())
 }
 
-/// Mappings each live ULT needs: its stack's guard page and its usable part.
+/// Mappings each live ULT needs at most: its stack's guard page and its usable part, where
+/// the guard page is `PROT_NONE` (may's coroutines always; ours before Linux 6.13, while
+/// with guard markers they share mappings: `ult::stack::GuardKind`).
 pub const MAPPINGS_PER_ULT: u64 = 2;
 
 /// Mappings kept free for everything else a process maps while the ULTs live (heap arenas,

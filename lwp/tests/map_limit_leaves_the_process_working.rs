@@ -1,5 +1,7 @@
 //! At the memory-mapping limit, spawning fails cleanly and the process keeps working:
-//! ULT stacks leave a reserve of mappings for the heap and threads. Runs in a child process.
+//! ULT stacks leave a reserve of mappings for the heap and threads. Runs in a child process,
+//! with `PROT_NONE` guard pages (`ULT_GUARD_PAGES=mprotect`) so that stacks alone reach the
+//! limit.
 
 use std::process::Command;
 
@@ -47,6 +49,10 @@ fn spawning_past_the_map_limit_fails_cleanly_and_nothing_aborts() {
             "--nocapture",
         ])
         .env("LWP_MAP_LIMIT_CHILD", "1")
+        // Guard pages of their own, two mappings per stack, so that stacks reach the limit
+        // (with the default guard markers they share mappings: see ult's
+        // `map_limit_is_an_error` tests).
+        .env("ULT_GUARD_PAGES", "mprotect")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

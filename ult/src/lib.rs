@@ -33,9 +33,15 @@
 //! - **Stacks** are [`stack::DEFAULT_STACK_SIZE`] (256 KiB of address space, committed page by
 //!   page) unless [`Builder::stack_size`] says otherwise. Overflowing one is caught at its
 //!   guard page and aborts the process with a message naming the ULT, like std.
-//! - **Memory mappings**: each live ULT holds two (stack + guard); at Linux's default
-//!   `vm.max_map_count` of 65530 about 32,000 ULTs can be alive at once. Past that,
-//!   [`Builder::spawn`] returns an [`std::io::Error`] that says so and how to raise the limit.
+//! - **Memory mappings**: on Linux 6.13 and later a guard page is a page-table marker
+//!   (`MADV_GUARD_INSTALL`), so stacks side by side share one mapping and the number of live
+//!   ULTs is bounded by memory (33,765 parked ULTs added 7 mappings in this crate's tests).
+//!   On older kernels, or with `ULT_GUARD_PAGES=mprotect` in the environment, each live ULT
+//!   holds two (stack + `PROT_NONE` guard), and at Linux's default `vm.max_map_count` of
+//!   65530 about 32,000 can be alive at once ([`stack::guard_kind`] tells which). Either way,
+//!   a spawn that would leave fewer than [`stack::MAPPING_RESERVE`] mappings to the rest of
+//!   the process returns an [`std::io::Error`] from [`Builder::spawn`] that says so and how
+//!   to raise the limit.
 //! - **Migration**: a started ULT resumes only on the kernel thread it last ran on, unless its
 //!   spawner opted in with the `unsafe` [`Builder::migratable`]; see [`raw`].
 //! - A ULT that is parked forever when its runtime goes away is leaked (its stack is not

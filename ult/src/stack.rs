@@ -1,8 +1,26 @@
 //! Guard-paged ULT stacks and the per-thread stack pool.
 //!
-//! A [`UltStack`] is one anonymous `mmap` reservation: the lowest page is `PROT_NONE` (the
-//! guard page that turns an overflow into a fault the overflow handler recognises), the rest is
-//! read-write and `MAP_NORESERVE`, so pages are committed only when first touched.
+//! A [`UltStack`] is one anonymous read-write `mmap` reservation, `MAP_NORESERVE`, so pages
+//! are committed only when first touched. Its lowest page is the guard page that turns an
+//! overflow into a fault the overflow handler recognises. The guard is made one of two ways
+//! ([`GuardKind`], decided once per process):
+//! - **markers** (Linux 6.13 and later): `madvise(MADV_GUARD_INSTALL)` writes guard markers
+//!   into the page table. The page faults like `PROT_NONE`, but the mapping keeps one
+//!   protection throughout, so it needs no memory mapping of its own, and stacks the kernel
+//!   places side by side merge into one mapping: 1,000 fresh stacks added one line to
+//!   `/proc/self/maps` on the development machine. The number of live ULTs is then bounded
+//!   by memory, not by `vm.max_map_count`.
+//! - **protected** (older kernels, or `ULT_GUARD_PAGES=mprotect` in the environment): the
+//!   guard page is `mprotect`ed to `PROT_NONE`, which splits it off as a mapping of its own.
+//!   Each stack then holds two mappings and cannot merge with its neighbours, so Linux's
+//!   default `vm.max_map_count` (65530) allows about 32,000 live ULTs.
+//!
+//! Either way the mappings that stacks add are budgeted ([`MAPPING_RESERVE`] stays free for
+//! the heap, thread stacks and libraries, which would abort the process if they ran out):
+//! the budget is the limit minus the reserve minus the mappings counted in `/proc/self/maps`
+//! when it was last measured, and each new or unmapped stack spends what it may add (two or
+//! one). When it runs out it is measured again, and a stack that does not fit makes
+//! `Builder::spawn` fail with an error that names the limit.
 //!
 //! Mapping a fresh stack costs two system calls plus a page fault per touched page (~9 µs on
 //! the development machine), so finished ULTs hand their stack back to a pool owned by the
@@ -19,7 +37,8 @@
 //! [`WARM_BYTES`] are read: a ULT that stayed shallow never wrote there, so they read as zero
 //! (the first read maps the shared zero page once per stack; later reads are plain loads),
 //! while one that went deeper left frames there. Only then is everything below the warm top
-//! released with `madvise(MADV_DONTNEED)` (which also zeroes the probe words again). A deep
+//! released with `madvise(MADV_DONTNEED)` (which also zeroes the probe words again, and
+//! leaves guard markers in place). A deep
 //! ULT that happened to leave exactly those words zero is caught by a full trim every
 //! [`TRIM_EVERY`] reuses. A stack that stays with an idle worker coroutine between ULTs (see
 //! `raw::workers`) is probed only every [`PROBE_EVERY`] uses, since the probe's cache lines
@@ -27,12 +46,12 @@
 //! most that many uses of its worker. One `madvise` costs more than a whole pooled spawn+join, which is
 //! why it is not done on every return.
 //! Invariants: a stack in the pool is not in use by any coroutine; `base()` is 16-byte
-//! aligned; the guard page is always mapped `PROT_NONE` while the stack exists.
+//! aligned; the guard page faults on any access while the stack exists.
 
 use std::cell::RefCell;
 use std::io;
 use std::ptr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicU8, AtomicUsize, Ordering};
 
 /// Default usable size of a ULT stack: 256 KiB of address space, of which only the touched
 /// pages cost memory (a ULT that stays shallow uses one or two 4 KiB pages).
@@ -84,7 +103,7 @@ pub struct UltStack {
 }
 
 impl UltStack {
-    /// Maps a new stack with `size` usable bytes (rounded up to whole pages) below a guard
+    /// Maps a new stack with `size` usable bytes (rounded up to whole pages) above a guard
     /// page. Fails with an error that names the limit that was hit.
     pub fn new(size: usize) -> io::Result<UltStack> {
         // Before the first guard page exists, so that no overflow can go unreported: the
@@ -93,34 +112,27 @@ impl UltStack {
         let page = page_size();
         let usable = usable_for(size);
         let len = usable + page;
-        // Leave the process some mappings: a malloc or thread creation that needs one after
-        // stacks took them all would abort the process instead of failing cleanly.
-        let live = LIVE_STACKS.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Some(limit) = cached_max_map_count() {
-            if 2 * live + MAPPING_RESERVE > limit {
-                LIVE_STACKS.fetch_sub(1, Ordering::Relaxed);
-                return Err(mapping_error(
-                    io::Error::from_raw_os_error(libc::ENOMEM),
-                    usable,
-                    true,
-                ));
-            }
-        }
+        let kind = guard_kind();
+        spend_mappings(kind.mappings_per_stack() as isize).map_err(|()| {
+            mapping_error(io::Error::from_raw_os_error(libc::ENOMEM), usable, true)
+        })?;
+        LIVE_STACKS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches
         // no existing memory.
         let low = unsafe {
             libc::mmap(
                 ptr::null_mut(),
                 len,
-                libc::PROT_NONE,
+                libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
                 0,
             )
         };
         if low == libc::MAP_FAILED {
+            let err = io::Error::last_os_error();
             LIVE_STACKS.fetch_sub(1, Ordering::Relaxed);
-            return Err(mapping_error(io::Error::last_os_error(), usable, false));
+            return Err(mapping_error(err, usable, false));
         }
         let stack = UltStack {
             low: low as usize,
@@ -128,17 +140,9 @@ impl UltStack {
             top: low as usize + len,
             uses_since_trim: 0,
         };
-        // SAFETY: the range lies inside the mapping just created and owned by `stack`.
-        let rc = unsafe {
-            libc::mprotect(
-                (stack.low + page) as *mut libc::c_void,
-                usable,
-                libc::PROT_READ | libc::PROT_WRITE,
-            )
-        };
-        if rc != 0 {
+        if let Err(err) = install_guard(kind, stack.low, page) {
             // `stack` is dropped here and unmaps the reservation.
-            return Err(mapping_error(io::Error::last_os_error(), usable, false));
+            return Err(mapping_error(err, usable, false));
         }
         Ok(stack)
     }
@@ -236,6 +240,8 @@ impl UltStack {
 
 impl Drop for UltStack {
     fn drop(&mut self) {
+        // Unmapping a stack from the middle of a merged mapping splits it in two.
+        let _ = spend_mappings(guard_kind().mappings_per_unmap());
         // SAFETY: `low..low+len` is exactly the mapping this value owns, and no coroutine runs
         // on it any more (the owner gave it up).
         unsafe {
@@ -245,13 +251,139 @@ impl Drop for UltStack {
     }
 }
 
+/// How the guard pages of this process's ULT stacks are made (see the module header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardKind {
+    /// Guard markers in the page table (`madvise(MADV_GUARD_INSTALL)`, Linux 6.13 and
+    /// later): no mapping of their own, and neighbouring stacks share one mapping.
+    Marker,
+    /// A `PROT_NONE` page (`mprotect`): two mappings per stack.
+    Protected,
+}
+
+impl GuardKind {
+    /// The most mappings one more stack adds to the process.
+    pub fn mappings_per_stack(self) -> usize {
+        match self {
+            GuardKind::Marker => 1,
+            GuardKind::Protected => 2,
+        }
+    }
+
+    /// What unmapping a stack may add: a hole in a merged mapping splits it (markers); a
+    /// stack of its own only frees its two (protected), which the budget gets back.
+    fn mappings_per_unmap(self) -> isize {
+        match self {
+            GuardKind::Marker => 1,
+            GuardKind::Protected => -2,
+        }
+    }
+}
+
+/// `MADV_GUARD_INSTALL` of Linux 6.13 (not yet in the `libc` crate).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// 0 while undecided, else 1 + the `GuardKind` as `u8`.
+static GUARD_KIND: AtomicU8 = AtomicU8::new(0);
+
+/// How this process makes guard pages: markers where the kernel has them, unless the
+/// environment asks for `ULT_GUARD_PAGES=mprotect` (read once, when the first stack is made).
+pub fn guard_kind() -> GuardKind {
+    match GUARD_KIND.load(Ordering::Relaxed) {
+        1 => GuardKind::Marker,
+        2 => GuardKind::Protected,
+        _ => {
+            let forced = std::env::var_os("ULT_GUARD_PAGES").is_some_and(|v| v == "mprotect");
+            let kind = if forced || !kernel_has_guard_markers() {
+                GuardKind::Protected
+            } else {
+                GuardKind::Marker
+            };
+            GUARD_KIND.store(1 + kind as u8, Ordering::Relaxed);
+            kind
+        }
+    }
+}
+
+/// Whether `MADV_GUARD_INSTALL` works here: tried once on a scratch page.
+fn kernel_has_guard_markers() -> bool {
+    let page = page_size();
+    // SAFETY: a fresh anonymous mapping of one page, used only here and unmapped below.
+    unsafe {
+        let p = libc::mmap(
+            ptr::null_mut(),
+            page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return false;
+        }
+        let ok = libc::madvise(p, page, MADV_GUARD_INSTALL) == 0;
+        libc::munmap(p, page);
+        ok
+    }
+}
+
+/// Makes `[low, low + len)`, the lowest page of a fresh stack mapping, its guard page.
+fn install_guard(kind: GuardKind, low: usize, len: usize) -> io::Result<()> {
+    // SAFETY: the range is the lowest page of a mapping the caller just created and owns; no
+    // coroutine runs on it yet.
+    let rc = unsafe {
+        match kind {
+            GuardKind::Marker => libc::madvise(low as *mut libc::c_void, len, MADV_GUARD_INSTALL),
+            GuardKind::Protected => libc::mprotect(low as *mut libc::c_void, len, libc::PROT_NONE),
+        }
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Mappings ULT stacks may still add before `/proc/self/maps` is counted again.
+static MAPPING_BUDGET: AtomicIsize = AtomicIsize::new(0);
+
+/// Takes `n` mappings from the budget (gives them back if `n` is negative), measuring the
+/// process's mappings again when the budget runs out; `Err` if even the measured count
+/// leaves no room for `n` more above [`MAPPING_RESERVE`]. Always `Ok` where
+/// `vm.max_map_count` cannot be read.
+fn spend_mappings(n: isize) -> Result<(), ()> {
+    if MAPPING_BUDGET.fetch_sub(n, Ordering::Relaxed) >= n || n <= 0 {
+        return Ok(());
+    }
+    remeasure_budget(n)
+}
+
+#[cold]
+fn remeasure_budget(n: isize) -> Result<(), ()> {
+    // One measurement at a time: the others wait for its result rather than read the maps too.
+    static MEASURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
+    let (Some(limit), Some(in_use)) = (cached_max_map_count(), count_mappings()) else {
+        MAPPING_BUDGET.store(isize::MAX / 2, Ordering::Relaxed);
+        return Ok(());
+    };
+    let room = limit as isize - MAPPING_RESERVE as isize - in_use as isize;
+    if room < n {
+        // Nothing spent: the next attempt measures again.
+        MAPPING_BUDGET.store(0, Ordering::Relaxed);
+        return Err(());
+    }
+    MAPPING_BUDGET.store(room - n, Ordering::Relaxed);
+    Ok(())
+}
+
 /// Mappings left to the rest of the process (heap, threads, libraries) when ULT stacks
 /// approach `vm.max_map_count`.
 pub const MAPPING_RESERVE: usize = 2048;
 
 static LIVE_STACKS: AtomicUsize = AtomicUsize::new(0);
 
-/// Guarded stacks currently mapped by this process (each holds two memory mappings).
+/// Guarded stacks currently mapped by this process (in use or pooled).
 pub fn live_stacks() -> usize {
     LIVE_STACKS.load(Ordering::Relaxed)
 }
@@ -307,12 +439,16 @@ fn mapping_error(err: io::Error, usable: usize, reserve_hit: bool) -> io::Error 
     let msg = if near_limit {
         format!(
             "cannot map a {} KiB ULT stack: the process has {} memory mappings ({} live ULT \
-             stacks, 2 each, and {MAPPING_RESERVE} kept for the rest of the process) and \
+             stacks, {}, and {MAPPING_RESERVE} kept for the rest of the process) and \
              vm.max_map_count is {}; raise it with `sysctl -w vm.max_map_count={}` (root) or \
              use fewer live ULTs ({err})",
             usable / 1024,
             in_use.unwrap_or(0),
             live_stacks(),
+            match guard_kind() {
+                GuardKind::Marker => "at most one mapping each",
+                GuardKind::Protected => "two mappings each, stack and guard page",
+            },
             limit.unwrap_or(0),
             limit.unwrap_or(65530).saturating_mul(16),
         )

@@ -29,20 +29,20 @@ fn child() {
     unreachable!("the overflow aborts the process");
 }
 
-#[test]
-fn overflow_is_reported_with_name_id_and_size() {
+/// Runs the overflow in a child with `ULT_GUARD_PAGES` set to `guard` (unset for the
+/// default) and checks that it is reported like std's.
+fn overflow_in_child_is_reported(test_name: &str, guard: Option<&str>) {
     if std::env::var_os(CHILD_ENV).is_some() {
         child();
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "overflow_is_reported_with_name_id_and_size",
-            "--exact",
-            "--nocapture",
-        ])
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([test_name, "--exact", "--nocapture"])
         .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
+        .env_remove("ULT_GUARD_PAGES");
+    if let Some(guard) = guard {
+        cmd.env("ULT_GUARD_PAGES", guard);
+    }
+    let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the child must die");
     use std::os::unix::process::ExitStatusExt;
@@ -54,6 +54,21 @@ fn overflow_is_reported_with_name_id_and_size() {
     let re_ok = stderr.contains("thread 'deep-diver' (ULT #")
         && stderr.contains(") has overflowed its stack (64 KiB)");
     assert!(re_ok, "unexpected stderr: {stderr}");
+}
+
+/// With the process's default guard pages (page-table markers on Linux 6.13 and later).
+#[test]
+fn overflow_is_reported_with_name_id_and_size() {
+    overflow_in_child_is_reported("overflow_is_reported_with_name_id_and_size", None);
+}
+
+/// With `PROT_NONE` guard pages, as on older kernels.
+#[test]
+fn overflow_into_an_mprotect_guard_page_is_reported_too() {
+    overflow_in_child_is_reported(
+        "overflow_into_an_mprotect_guard_page_is_reported_too",
+        Some("mprotect"),
+    );
 }
 
 #[test]

@@ -25,9 +25,10 @@
 //! [`verdict_at_most`] against the targets (the constants below); the report also
 //! counts how many paired repetitions met each target.
 //!
-//! `vm.max_map_count`: every live ULT stack takes two mappings (guard page + stack), so a
-//! million parked ULTs need a limit of about 2.2 million, far above the usual default of
-//! 65530. [`plan_parked`] runs the largest count that fits, and the report and stderr say
+//! `vm.max_map_count`: a live may coroutine stack takes two mappings (guard page + stack),
+//! and so does a ULT stack where the kernel has no guard markers (before Linux 6.13, see
+//! `ult::stack`), so a million parked ones need a limit of about 2.2 million, far above the
+//! usual default of 65530. The plan assumes two for every stackful runtime. [`plan_parked`] runs the largest count that fits, and the report and stderr say
 //! so, with the `sysctl` command that raises it; `lab --raise-limits` raises it for the run
 //! (`bin/lab.rs`, through [`crate::sys::MaxMapCountGuard`], which restores it).
 //!
