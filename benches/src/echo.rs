@@ -1141,6 +1141,14 @@ pub fn threads_of(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Memory mappings of process `pid` (lines of `/proc/<pid>/maps`): what `vm.max_map_count`
+/// limits. A stackful runtime's stacks show here (may: two per coroutine; ours: see
+/// `ult::stack::GuardKind`).
+pub fn mappings_of(pid: u32) -> Option<u64> {
+    let maps = std::fs::read(format!("/proc/{pid}/maps")).ok()?;
+    Some(maps.iter().filter(|&&b| b == b'\n').count() as u64)
+}
+
 /// Open descriptors of process `pid` (entries of `/proc/<pid>/fd`).
 pub fn fds_of(pid: u32) -> Option<u64> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)

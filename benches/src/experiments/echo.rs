@@ -6,11 +6,11 @@
 //! of the lab binary (`ctx.self_exe`): `lab internal-peer echo-server --impl X` (prints its
 //! port) and `lab internal-peer echo-client ...` (a closed loop on one epoll thread, prints a
 //! JSON [`ClientResult`]). Per run:
-//! 1. start the server, wait for `PORT`, read its RSS, threads and descriptors;
+//! 1. start the server, wait for `PORT`, read its RSS;
 //! 2. start the client with `--pause-ms`: it opens the connections (each one served one echo,
 //!    at most [`crate::echo::RAMP_PENDING`] waiting, so the accept queue never overflows),
 //!    prints `READY n` and waits: the server now holds n idle connections, and its RSS,
-//!    threads and descriptors are read again (the idle rows come from the largest count);
+//!    threads and memory mappings are read (the idle rows come from the largest count);
 //! 3. tell the client to go: warm-up, then the measured window; read its JSON, which also
 //!    holds the CPU time the server process and the client used during the window (the
 //!    client reads `/proc/<pid>/stat` at both ends of it): the table's "server CPU per
@@ -363,6 +363,8 @@ pub struct IdleRow {
     pub opened: Vec<usize>,
     /// Server threads while holding, per repetition.
     pub threads: Vec<f64>,
+    /// Server memory mappings while holding, per repetition.
+    pub mappings: Vec<f64>,
 }
 
 impl IdleRow {
@@ -640,6 +642,7 @@ struct RunOut {
     rss_before: Option<u64>,
     rss_holding: Option<u64>,
     threads_holding: Option<u64>,
+    mappings_holding: Option<u64>,
     waiting: Option<echo::Waiting>,
 }
 
@@ -703,6 +706,7 @@ fn run_one(exe: &Path, server: &str, conns: usize, p: &Params) -> Result<RunOut,
     }
     let rss_holding = echo::rss_of(pid);
     let threads_holding = echo::threads_of(pid);
+    let mappings_holding = echo::mappings_of(pid);
     cli.send_line("GO")?;
     // Halfway through the window, see which side holds the requests in flight.
     std::thread::sleep(warmup + p.window / 2);
@@ -729,6 +733,7 @@ fn run_one(exe: &Path, server: &str, conns: usize, p: &Params) -> Result<RunOut,
         rss_before,
         rss_holding,
         threads_holding,
+        mappings_holding,
         waiting,
     })
 }
@@ -795,6 +800,7 @@ pub fn run_with(
             per_conn: Vec::new(),
             opened: Vec::new(),
             threads: Vec::new(),
+            mappings: Vec::new(),
         })
         .collect();
     let runs: usize = rows
@@ -842,6 +848,9 @@ pub fn run_with(
                                     );
                                     if let Some(t) = out.threads_holding {
                                         ir.threads.push(t as f64);
+                                    }
+                                    if let Some(m) = out.mappings_holding {
+                                        ir.mappings.push(m as f64);
                                     }
                                 }
                             }
@@ -1090,6 +1099,7 @@ fn section(
         "RSS holding them",
         "per connection: median (min - max)",
         "threads holding them",
+        "memory mappings holding them",
     ])
     .caption(format!(
         "Server memory with {} idle connections",
@@ -1127,6 +1137,9 @@ fn section(
                     med(&r.threads)
                         .map(|t| format!("{t:.0}"))
                         .unwrap_or_else(|| "n/a".into()),
+                    med(&r.mappings)
+                        .map(|m| format!("{m:.0}"))
+                        .unwrap_or_else(|| "n/a".into()),
                 ]);
                 idle_bars.push(Bar {
                     label: r.server.clone(),
@@ -1139,7 +1152,7 @@ fn section(
             }
             None => {
                 let mut cells = vec![r.label.clone(), r.conns.to_string(), r.status.text()];
-                cells.extend(std::iter::repeat_n("-".to_string(), 3));
+                cells.extend(std::iter::repeat_n("-".to_string(), 4));
                 it.row(cells);
                 idle_bars.push(Bar {
                     label: format!("{} ({})", r.server, r.status.short()),
