@@ -118,27 +118,17 @@ impl UltStack {
             mapping_error(io::Error::from_raw_os_error(libc::ENOMEM), usable, true)
         })?;
         LIVE_STACKS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches
-        // no existing memory.
-        let low = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
+        let low = match map_read_write(len) {
+            Ok(low) => low,
+            Err(err) => {
+                LIVE_STACKS.fetch_sub(1, Ordering::Relaxed);
+                return Err(mapping_error(err, usable, false));
+            }
         };
-        if low == libc::MAP_FAILED {
-            let err = io::Error::last_os_error();
-            LIVE_STACKS.fetch_sub(1, Ordering::Relaxed);
-            return Err(mapping_error(err, usable, false));
-        }
         let stack = UltStack {
-            low: low as usize,
-            limit: low as usize + page,
-            top: low as usize + len,
+            low,
+            limit: low + page,
+            top: low + len,
             uses_since_trim: 0,
         };
         if let Err(err) = install_guard(kind, stack.low, page) {
@@ -306,24 +296,38 @@ pub fn guard_kind() -> GuardKind {
     }
 }
 
-/// Whether `MADV_GUARD_INSTALL` works here: tried once on a scratch page.
-fn kernel_has_guard_markers() -> bool {
-    let page = page_size();
-    // SAFETY: a fresh anonymous mapping of one page, used only here and unmapped below.
-    unsafe {
-        let p = libc::mmap(
+/// A fresh anonymous read-write `MAP_NORESERVE` mapping of `len` bytes, at an address of the
+/// kernel's choosing; the caller owns it (and unmaps it).
+fn map_read_write(len: usize) -> io::Result<usize> {
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches no
+    // existing memory.
+    let p = unsafe {
+        libc::mmap(
             ptr::null_mut(),
-            page,
+            len,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
             0,
-        );
-        if p == libc::MAP_FAILED {
-            return false;
-        }
-        let ok = libc::madvise(p, page, MADV_GUARD_INSTALL) == 0;
-        libc::munmap(p, page);
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(p as usize)
+    }
+}
+
+/// Whether `MADV_GUARD_INSTALL` works here: tried once on a scratch page.
+fn kernel_has_guard_markers() -> bool {
+    let page = page_size();
+    let Ok(p) = map_read_write(page) else {
+        return false;
+    };
+    // SAFETY: `p` is the one-page mapping just made, used only here and unmapped below.
+    unsafe {
+        let ok = libc::madvise(p as *mut libc::c_void, page, MADV_GUARD_INSTALL) == 0;
+        libc::munmap(p as *mut libc::c_void, page);
         ok
     }
 }

@@ -6,21 +6,15 @@
 //! error, not an abort. Each runs in a child process so the exhausted mappings do not
 //! disturb other tests.
 
+mod common;
+
 use std::process::{Command, Output};
 
 const CHILD_ENV: &str = "ULT_MAP_LIMIT_CHILD";
 
-/// Runs `test_name` of this binary again as a child (with `CHILD_ENV` set), with
-/// `ULT_GUARD_PAGES` set to `guard` (unset for the default).
+/// [`common::run_child`] with this file's child marker.
 fn run_child(test_name: &str, guard: Option<&str>) -> Output {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([test_name, "--exact", "--nocapture"])
-        .env(CHILD_ENV, "1")
-        .env_remove("ULT_GUARD_PAGES");
-    if let Some(guard) = guard {
-        cmd.env("ULT_GUARD_PAGES", guard);
-    }
-    cmd.output().unwrap()
+    common::run_child(test_name, CHILD_ENV, guard)
 }
 
 /// `vm.max_map_count`, or `None` (with a note) where it is raised too far for these tests.

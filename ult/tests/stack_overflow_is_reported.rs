@@ -1,6 +1,8 @@
 //! A ULT that overflows its stack is caught at the guard page and reported like std, then
 //! the process aborts. Runs the overflow in a child process (this same test binary).
 
+mod common;
+
 use std::process::Command;
 
 const CHILD_ENV: &str = "ULT_OVERFLOW_CHILD";
@@ -35,14 +37,7 @@ fn overflow_in_child_is_reported(test_name: &str, guard: Option<&str>) {
     if std::env::var_os(CHILD_ENV).is_some() {
         child();
     }
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([test_name, "--exact", "--nocapture"])
-        .env(CHILD_ENV, "1")
-        .env_remove("ULT_GUARD_PAGES");
-    if let Some(guard) = guard {
-        cmd.env("ULT_GUARD_PAGES", guard);
-    }
-    let out = cmd.output().unwrap();
+    let out = common::run_child(test_name, CHILD_ENV, guard);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the child must die");
     use std::os::unix::process::ExitStatusExt;
