@@ -23,15 +23,25 @@
 //!   against 0.34-1.69 ms with the FIFO, end to end 2.41-19.7 against 1.85-2.31 ms, with the
 //!   same requests/s (four interleaved runs of `scripts/echo-ab.sh 100 4`). Thieves take
 //!   from `woken` first: those ULTs have waited since their wake-up. A deque has no
-//!   look-ahead for a prefetch pipeline like `ready`'s. While woken ULTs still shared
-//!   `fresh`, a shadow of its newest end (each pushed ULT's stack and header addresses,
-//!   prefetched one pop ahead) was tried: it matched 70% of pops at 10,000 echo
-//!   connections and cut `Source::wait`'s share of the profile by about a fifth
-//!   (`scripts/echo-profile.sh 10000`, three interleaved pairs), but not the server's CPU
-//!   per request (10.4 against 10.25 µs, in a build that also had the change described
-//!   at the reactor's `waiting_ults`) or its requests/s (95.6k against 97.1k; medians of
-//!   six interleaved runs of `WINDOW_MS=3000 scripts/echo-ab.sh 10000 6`, scratch builds),
-//!   so it was not kept.
+//!   look-ahead for a prefetch pipeline like `ready`'s, so `woken_prefetch` shadows it: for
+//!   each ULT pushed, the addresses its resume reads first (`ult::raw::PrefetchTargets`:
+//!   header, worker, the top of the parked stack, the wake hints), in the same order; each
+//!   pop prefetches the entry [`WOKEN_PREFETCH_AHEAD`] places behind, after dropping the
+//!   entries of ULTs that thieves took from the front. Before, a woken ULT was prefetched at
+//!   its wake-up, in the reactor's poll, and at 10,000 echo connections its lines had gone
+//!   cold again in the hundreds of microseconds it then waited. With the shadow the server's
+//!   user time per request fell in each of 14 interleaved pairs, by 0.10-0.70 µs (of
+//!   1.35-2.49 µs before; tokio's was 1.05-1.28 µs in the same series), and its CPU per
+//!   request in 12 of 14 (`TOP=0 scripts/echo-profile.sh 10000 A:lwp-mn B:lwp-mn`, three
+//!   series, both orders, on the AMD development machine). In eight interleaved triples
+//!   (`WINDOW_MS=3000 scripts/echo-ab.sh 10000 8`) it served 87.2k requests/s (median)
+//!   against 84.9k before and 85.9k for tokio, at 11.5 against 12.0 µs of CPU per request
+//!   (lower in 6 of 8); level at 100 and at 1 connection. An
+//!   earlier shadow, of `fresh`'s newest end while woken ULTs still shared that LIFO,
+//!   prefetched one pop ahead and matched 70% of pops; it cut `Source::wait`'s share of
+//!   the profile by about a fifth but not the CPU per request (10.4 against 10.25 µs;
+//!   requests/s 95.6k against 97.1k, medians of six interleaved runs of `WINDOW_MS=3000
+//!   scripts/echo-ab.sh 10000 6`), so it was not kept.
 //! - `inbox`: a mutex-protected vector through which other threads (other LWPs, the
 //!   blocking pool, the reactor, plain kernel threads) wake ULTs homed here.
 //! - the runtime-wide `injector` takes spawns from outside the runtime; it is polled every
@@ -91,6 +101,7 @@
 //! from any thread.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::io;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
@@ -99,7 +110,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
-use ult::raw::{RawUlt, Resumed, RunQueue, Schedule};
+use ult::raw::{PrefetchTargets, RawUlt, Resumed, RunQueue, Schedule};
 use ult::timer::TimerQueue;
 use ult::Unparker;
 
@@ -115,6 +126,10 @@ pub const GLOBAL_CHECK_INTERVAL: u32 = 61;
 /// `pop_ready`): 1, the one after next. Measured at 10,000 echo connections, requesting it
 /// three places ahead instead left more of the stalls in place.
 const PREFETCH_HEADER_AHEAD: usize = 1;
+/// How many places behind the ULT popped from `woken` the one prefetched then is (about two
+/// requests' time ahead at 10,000 echo connections: early enough to hide a miss to memory,
+/// late enough that the lines are still there).
+const WOKEN_PREFETCH_AHEAD: usize = 2;
 
 /// `pop_ready` prefetches only when more ULTs than this wait in `ready`.
 const PREFETCH_MIN_QUEUE: usize = 8;
@@ -234,6 +249,8 @@ struct WorkerCtx {
     shared: Arc<Shared>,
     fresh: Worker<RawUlt>,
     woken: Worker<RawUlt>,
+    /// What to prefetch for each ULT in `woken`, in the same order (see `pop_stealable`).
+    woken_prefetch: RefCell<VecDeque<PrefetchTargets>>,
     ready: RunQueue,
     lifo: Cell<Option<RawUlt>>,
     lifo_streak: Cell<u32>,
@@ -397,7 +414,7 @@ impl Shared {
         match self.current_worker() {
             Some(w) => {
                 if WOKEN {
-                    w.woken.push(ult);
+                    w.push_woken(ult);
                 } else {
                     w.fresh.push(ult);
                 }
@@ -546,14 +563,6 @@ impl Schedule for Shared {
 
     fn wake(&self, ult: RawUlt) {
         if ult.may_migrate() {
-            // A deque has no look-ahead for `pop_ready`'s pipeline: start fetching its worker
-            // and parked stack now, while the waker's other work hides the misses (woken
-            // from outside the runtime it goes to the injector, and the hints are wasted).
-            // It now waits at the back of `woken`, so the lines may be cold again by its
-            // turn; dropping the prefetch did not help at 10,000 echo connections (87.8k,
-            // 82.8k, 84.1k requests/s against 88.0k, 90.5k, 85.2k with it, interleaved,
-            // `WINDOW_MS=2000 scripts/echo-ab.sh 10000 3`).
-            ult.prefetch();
             return self.push_stealable::<true>(ult);
         }
         let home = ult.home();
@@ -617,6 +626,7 @@ fn worker_main(shared: Arc<Shared>, index: usize, ready: std::sync::mpsc::Sender
         shared: shared.clone(),
         fresh,
         woken,
+        woken_prefetch: RefCell::new(VecDeque::new()),
         ready: RunQueue::default(),
         lifo: Cell::new(None),
         lifo_streak: Cell::new(0),
@@ -690,7 +700,7 @@ impl WorkerCtx {
         match outcome {
             Resumed::Runnable(ult) => {
                 if ult.may_migrate() {
-                    self.woken.push(ult);
+                    self.push_woken(ult);
                 } else {
                     self.ready.push_back(ult);
                 }
@@ -754,7 +764,41 @@ impl WorkerCtx {
     /// before the never-started ones.
     #[inline]
     fn pop_stealable(&self) -> Option<RawUlt> {
-        self.woken.pop().or_else(|| self.fresh.pop())
+        match self.woken.pop() {
+            Some(u) => {
+                self.popped_woken();
+                Some(u)
+            }
+            None => self.fresh.pop(),
+        }
+    }
+
+    /// Keeps `woken_prefetch` in step with a pop from `woken`, and prefetches ahead. Out of
+    /// line, like [`WorkerCtx::push_woken`]: inlined, the two added six instructions to every
+    /// yield round trip of two home-bound ULTs (312.5 against 306.5, callgrind on
+    /// `cargo run --release -p benches --example yieldonly`), whose path never takes them.
+    #[inline(never)]
+    fn popped_woken(&self) {
+        let mut targets = self.woken_prefetch.borrow_mut();
+        targets.pop_front();
+        // Thieves take from the front too: drop the entries of what they took.
+        let left = self.woken.len();
+        while targets.len() > left {
+            targets.pop_front();
+        }
+        if let Some(t) = targets.get(WOKEN_PREFETCH_AHEAD - 1) {
+            t.prefetch();
+        }
+    }
+
+    /// Queues a started migratable ULT on `woken`, noting what to prefetch when its turn
+    /// comes near.
+    #[inline(never)]
+    fn push_woken(&self, ult: RawUlt) {
+        self.woken_prefetch
+            .borrow_mut()
+            .push_back(ult.prefetch_targets());
+        self.woken.push(ult);
     }
 
     /// The front of `ready`, with the next two ULTs' cache lines requested on the way (a

@@ -1388,6 +1388,48 @@ impl<T> UltCell<T> {
     }
 }
 
+/// Where a parked ULT's resume will read first ([`RawUlt::prefetch_targets`]): plain
+/// addresses, never dereferenced, only prefetched.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PrefetchTargets {
+    header: usize,
+    worker: usize,
+    park_sp: usize,
+    hints: [usize; 2],
+}
+
+impl PrefetchTargets {
+    /// Starts fetching the lines: the header's first two, the worker coroutine's, the top of
+    /// the parked stack and the wake hints (see [`RawUlt::prefetch`]). Never faults.
+    #[inline]
+    pub fn prefetch(&self) {
+        if self.header != 0 {
+            prefetch_line(self.header);
+            prefetch_line(self.header + 64);
+        }
+        if self.worker != 0 {
+            prefetch_line(self.worker);
+        }
+        let sp = self.park_sp;
+        if sp != 0 {
+            // The switch saves three words just below the parked frame's stack pointer; the
+            // frames the resumed ULT returns through lie above it. Six lines: at 10,000 echo
+            // connections the echo loop's buffer, which the next `recv` fills, starts 312
+            // bytes above the park, past the frames of the socket wait.
+            for offset in [-24isize, 40, 104, 168, 232, 296] {
+                prefetch_line(sp.wrapping_add_signed(offset));
+            }
+        }
+        for addr in self.hints {
+            if addr != 0 {
+                // A hint names 64 bytes, which may straddle two lines.
+                prefetch_line(addr);
+                prefetch_line(addr + 63);
+            }
+        }
+    }
+}
+
 impl RawUlt {
     /// A hint that this ULT will be resumed soon on the calling kernel thread: starts fetching
     /// the cache lines a resume reads first (its worker coroutine and the top of its parked
@@ -1400,29 +1442,29 @@ impl RawUlt {
     /// Only the scheduler that holds the runnable ULT (in its run queue) may call it.
     #[inline]
     pub fn prefetch(&self) {
+        // The header is read here, so it is in the cache already.
+        PrefetchTargets {
+            header: 0,
+            ..self.prefetch_targets()
+        }
+        .prefetch();
+    }
+
+    /// The addresses [`RawUlt::prefetch`] fetches, read now, for a scheduler that wants to
+    /// fetch them later without holding the ULT then (a queue shared with thieves, where the
+    /// ULT may have moved on by that time: prefetching a stale address is harmless).
+    ///
+    /// Only the scheduler that holds the runnable ULT may call it.
+    #[inline]
+    pub fn prefetch_targets(&self) -> PrefetchTargets {
         let header: &Header = self;
         // SAFETY: the caller holds the runnable ULT, so nobody runs or replaces its worker now.
         let worker = unsafe { (*header.worker.get()).as_ref() };
-        if let Some(w) = worker {
-            prefetch_line(w.inner_addr());
-        }
-        let sp = header.park_sp.get();
-        if sp != 0 {
-            // The switch saves three words just below the parked frame's stack pointer; the
-            // frames the resumed ULT returns through lie above it. Six lines: at 10,000 echo
-            // connections the echo loop's buffer, which the next `recv` fills, starts 312
-            // bytes above the park, past the frames of the socket wait.
-            for offset in [-24isize, 40, 104, 168, 232, 296] {
-                prefetch_line(sp.wrapping_add_signed(offset));
-            }
-        }
-        for hint in &header.wake_hints {
-            let addr = hint.get();
-            if addr != 0 {
-                // A hint names 64 bytes, which may straddle two lines.
-                prefetch_line(addr);
-                prefetch_line(addr + 63);
-            }
+        PrefetchTargets {
+            header: self.0.as_ptr() as usize,
+            worker: worker.map_or(0, |w| w.inner_addr()),
+            park_sp: header.park_sp.get(),
+            hints: [header.wake_hints[0].get(), header.wake_hints[1].get()],
         }
     }
 
