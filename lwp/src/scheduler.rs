@@ -781,11 +781,7 @@ impl WorkerCtx {
     fn popped_woken(&self) {
         let mut targets = self.woken_prefetch.borrow_mut();
         targets.pop_front();
-        // Thieves take from the front too: drop the entries of what they took.
-        let left = self.woken.len();
-        while targets.len() > left {
-            targets.pop_front();
-        }
+        self.drop_stolen_targets(&mut targets);
         if let Some(t) = targets.get(WOKEN_PREFETCH_AHEAD - 1) {
             t.prefetch();
         }
@@ -795,10 +791,21 @@ impl WorkerCtx {
     /// comes near.
     #[inline(never)]
     fn push_woken(&self, ult: RawUlt) {
-        self.woken_prefetch
-            .borrow_mut()
-            .push_back(ult.prefetch_targets());
+        let mut targets = self.woken_prefetch.borrow_mut();
+        // Here too, not only at pops: an LWP kept busy by its own `ready` ULTs may never pop
+        // `woken` while thieves empty it, and the shadow would grow with every wake-up.
+        self.drop_stolen_targets(&mut targets);
+        targets.push_back(ult.prefetch_targets());
         self.woken.push(ult);
+    }
+
+    /// Thieves take from `woken`'s front, as the owner pops: drops the shadow's entries for
+    /// ULTs that are no longer there, so that it is never longer than the deque.
+    fn drop_stolen_targets(&self, targets: &mut VecDeque<PrefetchTargets>) {
+        let left = self.woken.len();
+        while targets.len() > left {
+            targets.pop_front();
+        }
     }
 
     /// The front of `ready`, with the next two ULTs' cache lines requested on the way (a
