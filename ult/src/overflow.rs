@@ -1,8 +1,9 @@
 //! Stack-overflow detection for ULTs.
 //!
 //! A ULT that runs past the end of its stack touches the guard page below it (a guard marker
-//! or a `PROT_NONE` page, see `stack`) and the kernel raises `SIGSEGV`. The handler installed here runs on an alternate signal stack
-//! (the ULT's own stack is exhausted), checks whether the faulting address lies in the guard
+//! or a `PROT_NONE` page, see `stack`) and the kernel raises `SIGSEGV`. The handler installed
+//! here runs on an alternate signal stack (the ULT's own stack is exhausted), checks whether
+//! the faulting address lies in the guard
 //! page of the ULT running on this thread, and if so writes
 //! `thread '<name>' (ULT #<id>) has overflowed its stack (<N> KiB)` to stderr and aborts, as
 //! std does for kernel threads. Any other fault is passed on to the handler that was installed

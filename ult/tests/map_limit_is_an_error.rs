@@ -8,13 +8,21 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 const CHILD_ENV: &str = "ULT_MAP_LIMIT_CHILD";
 
-/// [`common::run_child`] with this file's child marker.
-fn run_child(test_name: &str, guard: Option<&str>) -> Output {
-    common::run_child(test_name, CHILD_ENV, guard)
+/// Runs `test_name`'s child branch ([`common::run_child`] with this file's marker) and
+/// returns what it printed, after checking that it exited cleanly.
+fn child_stdout(test_name: &str, guard: Option<&str>) -> String {
+    let out = common::run_child(test_name, CHILD_ENV, guard);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{guard:?}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 /// `vm.max_map_count`, or `None` (with a note) where it is raised too far for these tests.
@@ -67,15 +75,9 @@ fn exhausting_memory_mappings_returns_an_error_naming_the_limit() {
     if testable_limit().is_none() {
         return;
     }
-    let out = run_child(
+    let stdout = child_stdout(
         "exhausting_memory_mappings_returns_an_error_naming_the_limit",
         Some("mprotect"),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("RESULT ERR"), "{stdout}");
     assert!(stdout.contains("vm.max_map_count"), "{stdout}");
@@ -116,15 +118,9 @@ fn with_guard_markers_more_ults_live_than_protected_guards_allow() {
     let Some(limit) = testable_limit() else {
         return;
     };
-    let out = run_child(
+    let stdout = child_stdout(
         "with_guard_markers_more_ults_live_than_protected_guards_allow",
         None,
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     if stdout.contains("RESULT SKIP") {
         eprintln!("{stdout}");
@@ -192,15 +188,9 @@ fn a_process_whose_mappings_fill_the_limit_gets_an_error_not_an_abort() {
         return;
     }
     for guard in [None, Some("mprotect")] {
-        let out = run_child(
+        let stdout = child_stdout(
             "a_process_whose_mappings_fill_the_limit_gets_an_error_not_an_abort",
             guard,
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{guard:?}: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
         );
         assert!(
             stdout.contains("RESULT ERR cannot map"),
