@@ -27,10 +27,11 @@
 //! ```
 //!
 //! What is here: the runtime and its models ([`Runtime`], [`RuntimeBuilder`], [`spawn`],
-//! [`Builder`]), the LWP scheduler with work stealing and idle parking (`scheduler`),
-//! sysmon ([`sysmon`]), the blocking pool ([`blocking()`]), ULT-parking synchronisation
-//! primitives ([`sync`]) and channels ([`channel`]), timers ([`sleep`], [`park_timeout`]) and
-//! [`metrics`] with the exact TLP histogram. Everything that blocks parks only the calling
+//! [`Builder`]), scoped ULTs that borrow from their spawner's stack ([`scope()`]), the LWP
+//! scheduler with work stealing and idle parking (`scheduler`), sysmon ([`sysmon`]), the
+//! blocking pool ([`blocking()`]), ULT-parking synchronisation primitives ([`sync`]) and
+//! channels ([`channel`]), timers ([`sleep`], [`park_timeout`]) and [`metrics`] with the
+//! exact TLP histogram. Everything that blocks parks only the calling
 //! ULT, and works from plain kernel threads too (blocking the thread).
 
 #![warn(
@@ -53,6 +54,7 @@ mod one_to_one;
 mod reactor;
 mod runtime;
 mod scheduler;
+mod scope;
 pub mod sync;
 pub mod sysmon;
 
@@ -66,6 +68,7 @@ pub use blocking::blocking;
 pub use bridge::block_on;
 pub use metrics::{MetricsSnapshot, Timeline, Tlp};
 pub use runtime::{default_runtime, run, spawn, Builder, Model, Runtime, RuntimeBuilder};
+pub use scope::{scope, Scope, ScopedJoinHandle};
 pub use ult::{
     current, in_ult, local, park, park_deadline, park_timeout, sleep, sleep_until, try_current,
     unparker, yield_now, JoinHandle, LocalKey, Ult, UltId, Unparker,

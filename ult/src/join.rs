@@ -7,6 +7,10 @@
 
 use crate::raw::{CellRef, RawUlt, UltId};
 
+/// The panic payload `join` returns for a ULT that never finished because its runtime shut
+/// down and cancelled it (a `&'static str`).
+pub const CANCELLED: &str = "the ULT was cancelled: its runtime shut down before it finished";
+
 /// A handle to a ULT, like `std::thread::Thread`: id, name, unpark.
 #[derive(Clone, Debug)]
 pub struct Ult {
@@ -64,7 +68,8 @@ impl<T> JoinHandle<T> {
     }
 
     /// Waits for the ULT to finish and returns its result: `Ok(value)`, or `Err(payload)` if
-    /// it panicked, exactly like `std::thread::JoinHandle::join`.
+    /// it panicked, exactly like `std::thread::JoinHandle::join`. A ULT its runtime cancelled
+    /// at shutdown returns `Err` with the payload [`CANCELLED`].
     ///
     /// Inside a ULT only the caller parks; on a plain kernel thread the thread blocks.
     /// Inlined so the park switch sits at the caller's call depth (see `yield_now`).
@@ -79,9 +84,10 @@ impl<T> JoinHandle<T> {
                 crate::park();
             }
         }
+        // A ULT cancelled at its runtime's shutdown finished without a result.
         self.cell
             .take_result()
-            .expect("a finished ULT always leaves a result")
+            .unwrap_or_else(|| Err(Box::new(CANCELLED)))
     }
 
     /// Whether the ULT has finished (returned or panicked). Does not block.

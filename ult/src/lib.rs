@@ -70,7 +70,7 @@ use std::io;
 use std::sync::Arc;
 
 pub use executor::{run, try_run};
-pub use join::{JoinHandle, Ult};
+pub use join::{JoinHandle, Ult, CANCELLED};
 pub use local::LocalKey;
 pub use park::{
     park, park_deadline, park_timeout, sleep, sleep_until, unparker, yield_now, Unparker,

@@ -29,6 +29,7 @@ use std::alloc::Layout;
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::io;
+use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -211,8 +212,11 @@ pub struct Header {
     /// Free for the scheduler: e.g. the index of the home LWP.
     home: AtomicUsize,
     migratable: bool,
-    /// Set before a scheduler force-unwinds a suspended ULT, so its panic boundary re-throws.
-    cancelling: Cell<bool>,
+    /// [`CANCELLING`], set before a scheduler force-unwinds a suspended ULT so its panic
+    /// boundary re-throws, plus [`LEAK_GUARD`] per open [`LeakIfCancelled`] guard (while any
+    /// is open, cancelling leaks the stack and ULT-locals instead: other ULTs borrow from
+    /// them). One word, so a spawn initialises both with one store.
+    cancel_state: Cell<u32>,
     /// While `PARKED`: the scheduler's own handle, moved here by `after_park` and taken out
     /// by the one unparker that wins the `PARKED -> ACTIVE` transition, so a wake-up needs
     /// no reference-count traffic. (A ULT parked forever therefore keeps itself alive: it is
@@ -362,7 +366,7 @@ where
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     let header = &cell.base.header;
     match result {
-        Err(payload) if header.cancelling.get() => {
+        Err(payload) if header.is_cancelling() => {
             // A forced unwind from corosensei: let it finish unwinding the worker's stack.
             panic::resume_unwind(payload)
         }
@@ -1154,6 +1158,59 @@ pub(crate) fn current_header() -> Option<&'static Header> {
     current_raw().map(|r| &**r)
 }
 
+/// Whether the running ULT is being cancelled: its stack is unwinding because nothing will
+/// resume it again (its runtime shut down while it was parked). A panic caught while this
+/// holds is that forced unwind, and must be resumed (`std::panic::resume_unwind`), not
+/// kept: code that catches panics inside a ULT on behalf of its caller (scoped ULTs) checks
+/// this first. `false` outside a ULT.
+pub fn current_is_cancelling() -> bool {
+    current_header().is_some_and(Header::is_cancelling)
+}
+
+/// [`Header::cancel_state`]: the ULT is being cancelled.
+const CANCELLING: u32 = 1;
+/// [`Header::cancel_state`]: one open [`LeakIfCancelled`] guard.
+const LEAK_GUARD: u32 = 2;
+
+/// While alive, cancelling the running ULT leaks its stack and ULT-locals instead of
+/// unwinding them (see [`RawUlt::cancel`]): for code that lends the ULT's stack to other ULTs
+/// that may be cancelled after it, in any order (`lwp::scope`). Made by
+/// [`leak_if_cancelled`]; must be dropped on the ULT that made it, which it cannot leave (it
+/// is `!Send`, because it writes to its ULT's header; it has no tie to the kernel thread, so a
+/// migratable ULT may hold it across switches).
+#[must_use = "the stack is protected only while the guard lives"]
+pub struct LeakIfCancelled {
+    header: &'static Header,
+    _not_send: PhantomData<*const ()>,
+}
+
+/// Protects the running ULT's stack from being unwound by a cancellation until the guard is
+/// dropped; `None` outside a ULT (a kernel thread is never cancelled).
+pub fn leak_if_cancelled() -> Option<LeakIfCancelled> {
+    let header = current_header()?;
+    let state = &header.cancel_state;
+    state.set(state.get() + LEAK_GUARD);
+    Some(LeakIfCancelled {
+        header,
+        _not_send: PhantomData,
+    })
+}
+
+impl std::fmt::Debug for LeakIfCancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeakIfCancelled")
+            .field("ult", &self.header.id)
+            .finish()
+    }
+}
+
+impl Drop for LeakIfCancelled {
+    fn drop(&mut self) {
+        let state = &self.header.cancel_state;
+        state.set(state.get() - LEAK_GUARD);
+    }
+}
+
 /// A borrowed handle that wakes one ULT: a pointer to its header, with no reference count.
 ///
 /// For wait lists on hot paths (channels), where an owned [`Unparker`] would cost two atomic
@@ -1259,7 +1316,7 @@ where
                     locals: UnsafeCell::new(LocalMap::new()),
                     guard,
                     stack_size,
-                    cancelling: Cell::new(false),
+                    cancel_state: Cell::new(0),
                     migratable: spec.migratable,
                     home: AtomicUsize::new(usize::MAX),
                     join_waiter: UnsafeCell::new(None),
@@ -1277,6 +1334,12 @@ where
 }
 
 impl Header {
+    /// Whether a scheduler is force-unwinding the ULT (see [`RawUlt::cancel`]).
+    #[inline]
+    fn is_cancelling(&self) -> bool {
+        self.cancel_state.get() & CANCELLING != 0
+    }
+
     /// The ULT's id.
     #[inline]
     pub fn id(&self) -> UltId {
@@ -1612,7 +1675,13 @@ impl RawUlt {
     #[cold]
     fn after_return(self) -> Resumed {
         self.retire_worker();
-        // Completing gives up this handle's reference in the same atomic step.
+        self.complete();
+        Resumed::Finished
+    }
+
+    /// Marks the ULT complete for its join handle (waking a waiting joiner) and gives up this
+    /// handle's reference, in the same atomic step.
+    fn complete(self) {
         let this = std::mem::ManuallyDrop::new(self);
         match this.life.complete_and_release() {
             Completion::Released { last: false } => {}
@@ -1625,7 +1694,6 @@ impl RawUlt {
                 drop(std::mem::ManuallyDrop::into_inner(this));
             }
         }
-        Resumed::Finished
     }
 
     /// Runs the ULT's worker until it switches back, with a [`RunFrame`] for it (the ULT,
@@ -1677,15 +1745,29 @@ impl RawUlt {
     }
 
     /// Destroys a ULT that will never be resumed, unwinding its stack (running destructors)
-    /// if it had started. Must be called on its home thread, like `resume`.
+    /// if it had started, unless a [`LeakIfCancelled`] guard is open on it (then its stack and
+    /// ULT-locals are leaked). Its join handle then sees it finished without a result. Must be
+    /// called on its home thread, like `resume`.
     pub fn cancel(self) {
-        self.cancelling.set(true);
+        self.cancel_state.set(self.cancel_state.get() | CANCELLING);
         let header: &Header = &self;
         // Runs as this ULT (for `current()` in destructors), with nothing to switch to.
         let frame = RunFrame::new(&self, ptr::null(), ptr::null());
         let prev = THREAD.with(|t| t.frame.replace(&frame));
         // SAFETY: exclusive owner, as in `resume`.
         let worker = unsafe { (*header.worker.get()).take() };
+        if header.cancel_state.get() >= LEAK_GUARD {
+            // Other ULTs borrow from this one's stack or ULT-locals and may be cancelled
+            // after it: unwinding would free what their destructors still touch. Leak both
+            // (the stack stays mapped and counted); the ULT finishes without a result.
+            std::mem::forget(worker);
+            // SAFETY: exclusive owner, as in `resume`.
+            std::mem::forget(unsafe { std::mem::take(&mut *header.locals.get()) });
+            THREAD.with(|t| t.frame.set(prev));
+            header.state.finish();
+            self.complete();
+            return;
+        }
         if let Some(worker) = worker {
             if header.started() {
                 // Unwinds the ULT's frames on its worker (destructors run).
@@ -1704,6 +1786,8 @@ impl RawUlt {
         let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(locals)));
         THREAD.with(|t| t.frame.set(prev));
         header.state.finish();
+        // Its join handle sees it finished, without a result.
+        self.complete();
     }
 
     /// Destroys the ULT if it is parked (see [`RawUlt::cancel`]); returns false, doing
