@@ -20,9 +20,10 @@
 //!   the scoped ULTs, which are cancelled too, running their destructors) its stack is leaked,
 //!   not unwound.
 //!
-//! The scope owner waits for the count to reach zero on an [`lwp::sync`](crate::sync)
-//! condition variable, which parks a ULT (so under many-to-one the scoped ULTs run on the very
-//! kernel thread it waits on) and blocks a plain thread.
+//! The scope owner waits for the count to reach zero with [`ult::park`], which parks a ULT
+//! (so under many-to-one the scoped ULTs run on the very kernel thread it waits on) and blocks
+//! a plain thread; the last ULT to go unparks it. The count is atomic and nothing on the
+//! ULTs' side parks, because a ULT's packet may be dropped while a shutdown force-unwinds it.
 //!
 //! Panics: a scoped ULT's panic is caught in the ULT and kept in its packet; [`join`] returns
 //! it. One nobody joined makes [`scope`] panic once all ULTs are done, as std does. A forced
@@ -36,50 +37,52 @@
 
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::{fmt, io, thread};
 
 use crate::runtime::Builder;
-use crate::sync::{Condvar, Mutex};
 
 /// What the scope owner waits on: how many of its ULTs are alive, and whether one of them
-/// panicked with nobody to join it.
+/// panicked with nobody to join it. Atomics and an unparker, no lock: the count drops in
+/// destructors that may run while a shutdown force-unwinds a ULT, where parking (on a
+/// contended lock) is impossible.
 struct ScopeData {
-    state: Mutex<ScopeState>,
-    all_done: Condvar,
-}
-
-struct ScopeState {
-    running: usize,
-    a_ult_panicked: bool,
+    running: AtomicUsize,
+    a_ult_panicked: AtomicBool,
+    owner: ult::Unparker,
 }
 
 impl ScopeData {
     fn increment(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.running = state
-            .running
-            .checked_add(1)
-            .expect("lwp::scope: too many scoped ULTs");
+        // Relaxed: the count only has to reach zero after every decrement (below).
+        if self.running.fetch_add(1, Ordering::Relaxed) > usize::MAX / 2 {
+            // Overflow would end the scope early, so stop, as std does.
+            eprintln!("lwp::scope: too many scoped ULTs; aborting");
+            std::process::abort();
+        }
     }
 
     fn decrement(&self, unhandled_panic: bool) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.running -= 1;
-        state.a_ult_panicked |= unhandled_panic;
-        if state.running == 0 {
-            self.all_done.notify_all();
+        if unhandled_panic {
+            self.a_ult_panicked.store(true, Ordering::Relaxed);
+        }
+        // Release: everything this ULT did (its result's drop included) happens before the
+        // owner sees zero. The owner is alive while the count is not zero, and `owner` holds
+        // its header either way.
+        if self.running.fetch_sub(1, Ordering::Release) == 1 {
+            self.owner.unpark();
         }
     }
 
     /// Waits until every ULT of the scope is gone; returns whether one panicked unjoined.
     fn wait_all(&self) -> bool {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let state = self
-            .all_done
-            .wait_while(state, |s| s.running > 0)
-            .unwrap_or_else(|e| e.into_inner());
-        state.a_ult_panicked
+        // Acquire: pairs with the decrements' release. An unpark that comes before the park
+        // leaves a token, so the last decrement's wake-up is never lost.
+        while self.running.load(Ordering::Acquire) != 0 {
+            ult::park();
+        }
+        self.a_ult_panicked.load(Ordering::Relaxed)
     }
 }
 
@@ -97,10 +100,12 @@ pub struct Scope<'scope, 'env: 'scope> {
 
 impl fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.data.state.lock().unwrap_or_else(|e| e.into_inner());
         f.debug_struct("Scope")
-            .field("running", &state.running)
-            .field("a_ult_panicked", &state.a_ult_panicked)
+            .field("running", &self.data.running.load(Ordering::Relaxed))
+            .field(
+                "a_ult_panicked",
+                &self.data.a_ult_panicked.load(Ordering::Relaxed),
+            )
             .finish()
     }
 }
@@ -129,11 +134,9 @@ where
 {
     let scope = Scope {
         data: Arc::new(ScopeData {
-            state: Mutex::new(ScopeState {
-                running: 0,
-                a_ult_panicked: false,
-            }),
-            all_done: Condvar::new(),
+            running: AtomicUsize::new(0),
+            a_ult_panicked: AtomicBool::new(false),
+            owner: ult::unparker(),
         }),
         scope: PhantomData,
         env: PhantomData,
@@ -144,8 +147,9 @@ where
     let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
     let waited = catch_unwind(AssertUnwindSafe(|| scope.data.wait_all()));
     let Ok(a_ult_panicked) = waited else {
-        // Returning now would free what live ULTs borrow; this cannot happen (the waits
-        // above recover from poisoning), so stop rather than risk it.
+        // Returning now would free what live ULTs borrow; this cannot happen (parking does
+        // not panic, and the guard keeps cancellation from unwinding it), so stop rather
+        // than risk it.
         eprintln!("lwp::scope: waiting for the scope's ULTs failed; aborting");
         std::process::abort();
     };
