@@ -13,8 +13,10 @@
 //! | [`Barrier`] | `std::sync::Barrier` | [`Barrier::wait_timeout`] |
 //! | [`Semaphore`] | `tokio::sync::Semaphore` | FIFO, RAII [`SemaphorePermit`] |
 //! | [`WaitGroup`] | `crossbeam_utils::sync::WaitGroup` | [`WaitGroup::wait_timeout`] |
+//! | [`OnceLock`], [`LazyLock`] | `std::sync::OnceLock`, `LazyLock` | [`OnceLock::get_or_try_init`]; reentrant initialisation panics |
 //!
-//! Every blocking operation has a variant with a deadline or timeout.
+//! Every blocking operation has a variant with a deadline or timeout, except waiting for a
+//! [`OnceLock`]'s initialiser (std has none either: the value is needed to go on).
 //!
 //! # How they block
 //! All of them are built on one internal wait queue (`waitqueue.rs`): a FIFO of waiters,
@@ -38,6 +40,7 @@
 mod barrier;
 mod condvar;
 mod mutex;
+mod once;
 mod rwlock;
 mod semaphore;
 pub(crate) mod spin;
@@ -47,6 +50,7 @@ pub(crate) mod waitqueue;
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};
+pub use once::{LazyLock, OnceLock};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
 pub use waitgroup::WaitGroup;
