@@ -1,11 +1,14 @@
 //! `lwp::scope`: scoped ULTs borrow from their spawner's stack, the scope waits for all of
 //! them, joined or not, and panics travel as with `std::thread::scope`, under every model.
 
+mod sync_support;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use lwp::{Model, Runtime};
+use sync_support::watchdog_slow;
 
 fn models() -> [Model; 3] {
     [
@@ -13,21 +16,6 @@ fn models() -> [Model; 3] {
         Model::OneToOne,
         Model::ManyToMany { lwps: 2 },
     ]
-}
-
-/// Runs `f` on a kernel thread of its own and fails the test if it has not returned within
-/// 60 s (a scope that never ends would otherwise hang the test binary).
-fn within_a_minute<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        let _ = tx.send(out);
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("{what}: still running after 60 s"),
-    }
 }
 
 fn message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -41,7 +29,7 @@ fn message(payload: &(dyn std::any::Any + Send)) -> String {
 #[test]
 fn scoped_ults_mutate_borrowed_chunks_and_spawn_more_under_every_model() {
     for model in models() {
-        within_a_minute(&format!("{model}"), move || {
+        watchdog_slow(&format!("{model}"), move || {
             let rt = Runtime::new(model).unwrap();
             rt.run(move || {
                 let mut data = vec![0u64; 64];
@@ -80,7 +68,7 @@ fn the_scope_waits_for_unjoined_ults_and_drops_their_results_first() {
         }
     }
     for model in models() {
-        within_a_minute(&format!("{model}"), move || {
+        watchdog_slow(&format!("{model}"), move || {
             let rt = Runtime::new(model).unwrap();
             rt.run(move || {
                 let finished = AtomicUsize::new(0);
@@ -106,7 +94,7 @@ fn the_scope_waits_for_unjoined_ults_and_drops_their_results_first() {
 #[test]
 fn join_returns_values_and_panics_and_an_unjoined_panic_fails_the_scope() {
     for model in models() {
-        within_a_minute(&format!("{model}"), move || {
+        watchdog_slow(&format!("{model}"), move || {
             let rt = Runtime::new(model).unwrap();
             rt.run(move || {
                 let base = 40u64;
@@ -159,7 +147,7 @@ fn join_returns_values_and_panics_and_an_unjoined_panic_fails_the_scope() {
 
 #[test]
 fn a_failed_scoped_spawn_is_an_error_and_the_scope_still_ends() {
-    within_a_minute("bad name", || {
+    watchdog_slow("bad name", || {
         let rt = Runtime::new(Model::ManyToMany { lwps: 2 }).unwrap();
         rt.run(|| {
             let borrowed = String::from("still here");
@@ -183,7 +171,7 @@ fn a_failed_scoped_spawn_is_an_error_and_the_scope_still_ends() {
 
 #[test]
 fn a_scope_opened_on_a_plain_kernel_thread_runs_its_ults_on_the_default_runtime() {
-    within_a_minute("plain thread", || {
+    watchdog_slow("plain thread", || {
         let words = ["a", "bb", "ccc"];
         let lens: Vec<usize> = lwp::scope(|s| {
             let hs: Vec<_> = words
@@ -203,7 +191,7 @@ fn a_scope_opened_on_a_plain_kernel_thread_runs_its_ults_on_the_default_runtime(
 
 #[test]
 fn a_scope_inside_ult_run_runs_its_ults_on_that_single_thread_executor() {
-    within_a_minute("ult::run", || {
+    watchdog_slow("ult::run", || {
         let owner_thread = std::thread::current().id();
         ult::run(move || {
             let mut hits = [0u8; 3];
@@ -248,7 +236,7 @@ fn a_cancelled_scope_owner_leaks_its_stack_so_cancelled_scoped_ults_still_see_th
             CHECKS.fetch_add(1, Ordering::SeqCst);
         }
     }
-    within_a_minute("cancel", || {
+    watchdog_slow("cancel", || {
         let rt = Runtime::new(Model::OneToOne).unwrap();
         let (started_tx, started_rx) = mpsc::channel();
         let owner = rt.spawn(move || {

@@ -2,27 +2,15 @@
 //! initialiser that parks does not hang its LWP), recovery from a failed or cancelled
 //! initialiser, and std's API.
 
+mod sync_support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use lwp::sync::{LazyLock, OnceLock};
 use lwp::{Model, Runtime};
-
-/// Runs `f` on a kernel thread of its own and fails the test if it has not returned within
-/// 60 s (a waiter that blocked its only LWP would otherwise hang the test binary).
-fn within_a_minute<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        let _ = tx.send(out);
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("{what}: still running after 60 s"),
-    }
-}
+use sync_support::watchdog_slow;
 
 fn message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -34,7 +22,7 @@ fn message(payload: &(dyn std::any::Any + Send)) -> String {
 
 #[test]
 fn under_many_to_one_waiters_park_while_the_initialiser_sleeps_and_the_lwp_runs_on() {
-    within_a_minute("many-to-one", || {
+    watchdog_slow("many-to-one", || {
         let rt = Runtime::new(Model::ManyToOne).unwrap();
         rt.run(|| {
             let cell = Arc::new(OnceLock::new());
@@ -73,7 +61,7 @@ fn under_many_to_one_waiters_park_while_the_initialiser_sleeps_and_the_lwp_runs_
 
 #[test]
 fn a_panicking_or_failing_initialiser_leaves_the_cell_empty_for_the_next_caller() {
-    within_a_minute("panic", || {
+    watchdog_slow("panic", || {
         let rt = Runtime::new(Model::ManyToMany { lwps: 2 }).unwrap();
         rt.run(|| {
             let cell = Arc::new(OnceLock::<String>::new());
@@ -105,7 +93,7 @@ fn a_panicking_or_failing_initialiser_leaves_the_cell_empty_for_the_next_caller(
 
 #[test]
 fn reentrant_initialisation_panics_instead_of_waiting_for_itself() {
-    within_a_minute("reentrant", || {
+    watchdog_slow("reentrant", || {
         ult::run(|| {
             let cell = Arc::new(OnceLock::<u32>::new());
             let inner = cell.clone();
@@ -123,7 +111,7 @@ fn reentrant_initialisation_panics_instead_of_waiting_for_itself() {
 
 #[test]
 fn ults_and_kernel_threads_racing_initialise_once() {
-    within_a_minute("race", || {
+    watchdog_slow("race", || {
         static CELL: OnceLock<usize> = OnceLock::new();
         static INITS: AtomicUsize = AtomicUsize::new(0);
         let init = || {
@@ -150,7 +138,7 @@ fn ults_and_kernel_threads_racing_initialise_once() {
 
 #[test]
 fn an_initialiser_cancelled_at_shutdown_leaves_the_cell_empty() {
-    within_a_minute("cancel", || {
+    watchdog_slow("cancel", || {
         let cell = Arc::new(OnceLock::<u32>::new());
         let (started_tx, started_rx) = mpsc::channel();
         {
@@ -208,7 +196,7 @@ fn std_api_set_take_into_inner_clone_and_drop() {
 
 #[test]
 fn lazy_lock_computes_once_and_is_poisoned_by_a_panicking_computation() {
-    within_a_minute("lazy", || {
+    watchdog_slow("lazy", || {
         static RUNS: AtomicUsize = AtomicUsize::new(0);
         static TABLE: LazyLock<Vec<u32>> = LazyLock::new(|| {
             RUNS.fetch_add(1, Ordering::SeqCst);
