@@ -262,3 +262,28 @@ mod tests {
         assert_eq!(SendTimeoutError::from(SendError(3)).into_inner(), 3);
     }
 }
+
+/// [`super::Select::try_ready`] found no operation ready.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub struct TryReadyError;
+
+/// [`super::Select::ready_timeout`] (or `ready_deadline`) gave up: no operation became ready
+/// in time.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub struct ReadyTimeoutError;
+
+impl fmt::Display for TryReadyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("all operations in select would block")
+    }
+}
+
+impl error::Error for TryReadyError {}
+
+impl fmt::Display for ReadyTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("timed out waiting on select")
+    }
+}
+
+impl error::Error for ReadyTimeoutError {}

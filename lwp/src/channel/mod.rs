@@ -1,6 +1,7 @@
 //! Multi-producer multi-consumer channels whose blocking operations park the ULT, never its
 //! kernel thread: [`unbounded`], [`bounded`] and rendezvous (`bounded(0)`), with the API of
-//! `crossbeam-channel` (both [`Sender`] and [`Receiver`] are `Clone`).
+//! `crossbeam-channel` (both [`Sender`] and [`Receiver`] are `Clone`), and [`Select`] to wait
+//! for whichever of several operations can proceed first.
 //!
 //! ```
 //! use lwp::channel;
@@ -63,10 +64,14 @@
 //! `Sync` when `T: Send`.
 
 mod error;
+mod select;
 
 pub use error::{
-    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+    ReadyTimeoutError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryReadyError,
+    TryRecvError, TrySendError,
 };
+pub use select::Select;
+use select::Watch;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -248,6 +253,11 @@ struct Inner<T> {
     /// always) and no receiver is parked: a receiver that frees a slot moves the oldest
     /// parked sender's message into it (rendezvous: takes it directly).
     send_waiters: VecDeque<Parked<T>>,
+    /// [`Select`]s waiting for a receive (a message, a parked sender, or all senders gone),
+    /// and for a send (room, a parked receiver, or all receivers gone) to become possible.
+    /// Fired, and emptied, by whatever makes that happen; see `select.rs`.
+    recv_watchers: Vec<Arc<Watch>>,
+    send_watchers: Vec<Arc<Watch>>,
 }
 
 struct Chan<T> {
@@ -301,13 +311,59 @@ enum RecvFail {
 }
 
 /// Which list a parked caller is in.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Side {
     Send,
     Recv,
 }
 
+impl Side {
+    fn other(self) -> Side {
+        match self {
+            Side::Send => Side::Recv,
+            Side::Recv => Side::Send,
+        }
+    }
+}
+
 impl<T> Inner<T> {
+    /// The watchers of `side` to fire after unlocking (empty, without allocating, if none).
+    #[inline]
+    fn take_watchers(&mut self, side: Side) -> Vec<Arc<Watch>> {
+        let list = match side {
+            Side::Send => &mut self.send_watchers,
+            Side::Recv => &mut self.recv_watchers,
+        };
+        if list.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::take(list)
+        }
+    }
+
+    /// Whether a [`Select`] watches `side`.
+    #[inline(always)]
+    fn has_watchers(&self, side: Side) -> bool {
+        match side {
+            Side::Send => !self.send_watchers.is_empty(),
+            Side::Recv => !self.recv_watchers.is_empty(),
+        }
+    }
+
+    /// Whether an operation of `side` would complete (or fail) without waiting.
+    fn is_ready(&self, side: Side, cap: Option<usize>) -> bool {
+        match side {
+            Side::Recv => {
+                !self.queue.is_empty() || !self.send_waiters.is_empty() || self.senders_gone
+            }
+            Side::Send => {
+                self.receivers_gone
+                    || !self.recv_waiters.is_empty()
+                    || cap.is_none_or(|c| self.queue.len() < c)
+            }
+        }
+    }
+
     fn list(&mut self, side: Side) -> &mut VecDeque<Parked<T>> {
         match side {
             Side::Send => &mut self.send_waiters,
@@ -374,6 +430,8 @@ impl<T> Chan<T> {
                 receivers_gone: false,
                 recv_waiters: VecDeque::new(),
                 send_waiters: VecDeque::new(),
+                recv_watchers: Vec::new(),
+                send_watchers: Vec::new(),
             }),
             cap,
             senders: AtomicUsize::new(1),
@@ -402,7 +460,13 @@ impl<T> Chan<T> {
             token: &token,
             slot,
         });
-        drop(g);
+        // A parked caller makes the other side's operation possible (for a rendezvous
+        // channel, the only way it becomes possible).
+        if g.has_watchers(side.other()) {
+            select::fire_after_unlock(g, side.other());
+        } else {
+            drop(g);
+        }
         let mut unlist = Unlist {
             chan: self,
             token: &token,
@@ -462,6 +526,9 @@ impl<T> Chan<T> {
         };
         if has_room {
             g.queue.push_back(value);
+            if g.has_watchers(Side::Recv) {
+                select::fire_after_unlock(g, Side::Recv);
+            }
             return Ok(());
         }
         if block.expired() {
@@ -495,9 +562,14 @@ impl<T> Chan<T> {
                 }
                 None => None,
             };
-            drop(g);
-            if let Some(picked) = wake {
-                picked.wake();
+            match wake {
+                Some(picked) => {
+                    drop(g);
+                    picked.wake();
+                }
+                // A slot is free now: a send has become possible.
+                None if g.has_watchers(Side::Send) => select::fire_after_unlock(g, Side::Send),
+                None => drop(g),
             }
             return Ok(value);
         }
@@ -534,8 +606,10 @@ impl<T> Chan<T> {
         g.senders_gone = true;
         // Parked receivers exist only while the queue is empty: nothing is left for them.
         let wakes = g.disconnect_all(Side::Recv);
+        let watchers = g.take_watchers(Side::Recv);
         drop(g);
         wakes.into_iter().for_each(Picked::wake);
+        select::fire(watchers);
     }
 
     fn disconnect_receivers(&self) {
@@ -545,8 +619,10 @@ impl<T> Chan<T> {
         // do anything, even use this channel). Parked senders take their messages back.
         let queued = std::mem::take(&mut g.queue);
         let wakes = g.disconnect_all(Side::Send);
+        let watchers = g.take_watchers(Side::Send);
         drop(g);
         wakes.into_iter().for_each(Picked::wake);
+        select::fire(watchers);
         drop(queued);
     }
 }
