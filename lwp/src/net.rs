@@ -1,6 +1,6 @@
 //! Sockets that look blocking but park only the calling ULT: [`TcpListener`], [`TcpStream`]
 //! and [`UdpSocket`], with std's method names, `Read`/`Write` impls and conversions from and
-//! to the std types.
+//! to the std types; and [`lookup_host`], which resolves names on the blocking pool.
 //!
 //! Every socket is in non-blocking mode underneath. An operation first tries the system call;
 //! on `EWOULDBLOCK` it waits for readiness and tries again:
@@ -271,6 +271,21 @@ mod coop {
     }
 }
 
+/// Resolves `host` (`"name:port"`, or an address with a port) to socket addresses on the
+/// blocking pool (see [`crate::blocking()`]), so a slow resolver parks only the calling ULT;
+/// like `tokio::net::lookup_host`. Outside a ULT it resolves on the calling thread.
+///
+/// ```
+/// let rt = lwp::Runtime::builder().lwps(1).build()?;
+/// let addrs = rt.run(|| lwp::net::lookup_host("localhost:8080"))?;
+/// assert!(addrs.into_iter().all(|a| a.port() == 8080 && a.ip().is_loopback()));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn lookup_host(host: &str) -> io::Result<Vec<SocketAddr>> {
+    let host = host.to_owned();
+    crate::blocking(move || host.as_str().to_socket_addrs().map(Iterator::collect))
+}
+
 /// A TCP socket server, like `std::net::TcpListener`, whose `accept` parks only the ULT.
 ///
 /// ```
@@ -386,6 +401,9 @@ pub struct TcpStream {
 
 impl TcpStream {
     /// Connects to the first address of `addr` that accepts, like std.
+    ///
+    /// A host name in `addr` is resolved here, on the calling LWP (`getaddrinfo` blocks until
+    /// the resolver answers); resolve it with [`lookup_host`] first, which parks only the ULT.
     pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
         let mut last = None;
         for a in addr.to_socket_addrs()? {

@@ -261,3 +261,22 @@ fn reads_after_a_short_read_see_later_and_earlier_data() {
         );
     }
 }
+
+#[test]
+fn lookup_host_resolves_on_the_blocking_pool_and_connect_uses_its_answer() {
+    sync_support::watchdog_slow("lookup_host", || {
+        let rt = Runtime::new(Model::ManyToOne).unwrap();
+        rt.run(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let addrs = lwp::net::lookup_host(&format!("localhost:{port}")).unwrap();
+            assert!(!addrs.is_empty() && addrs.iter().all(|a| a.port() == port));
+            let v4: Vec<_> = addrs.into_iter().filter(|a| a.is_ipv4()).collect();
+            let server = lwp::spawn(move || listener.accept().map(|_| ()));
+            TcpStream::connect(&v4[..]).unwrap();
+            server.join().unwrap().unwrap();
+            let err = lwp::net::lookup_host("no port here").unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        });
+    });
+}
