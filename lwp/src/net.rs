@@ -1,6 +1,7 @@
 //! Sockets that look blocking but park only the calling ULT: [`TcpListener`], [`TcpStream`]
 //! and [`UdpSocket`], with std's method names, `Read`/`Write` impls and conversions from and
-//! to the std types; and [`lookup_host`], which resolves names on the blocking pool.
+//! to the std types; [`UnixListener`] and [`UnixStream`], the same for Unix domain sockets;
+//! and [`lookup_host`], which resolves names on the blocking pool.
 //!
 //! Every socket is in non-blocking mode underneath. An operation first tries the system call;
 //! on `EWOULDBLOCK` it waits for readiness and tries again:
@@ -271,6 +272,125 @@ mod coop {
     }
 }
 
+/// The stream surface [`TcpStream`] and [`UnixStream`] share: per-operation timeouts,
+/// readiness waits, non-waiting reads and writes, and `Read`/`Write` for the stream and for a
+/// shared reference to it (reads go through `Io::read_stream`). The type needs fields `io: Io`
+/// and `inner`, a std stream; the expanding module needs `Read`, `Write`, `IoSlice`,
+/// `IoSliceMut`, `Duration`, `Dir` and `timed_out` in scope.
+macro_rules! stream_impls {
+    ($t:ident) => {
+        impl $t {
+            /// Read deadline per operation; `None` waits forever. `Some(0)` is an error, like std.
+            pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+                self.io.set_timeout(Dir::Read, t)
+            }
+
+            /// Write deadline per operation; `None` waits forever. `Some(0)` is an error, like std.
+            pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+                self.io.set_timeout(Dir::Write, t)
+            }
+
+            /// The read timeout.
+            pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+                Ok(self.io.timeout(Dir::Read))
+            }
+
+            /// The write timeout.
+            pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+                Ok(self.io.timeout(Dir::Write))
+            }
+
+            /// Waits (parking only the ULT) until the socket may be readable; a later read can still
+            /// return `WouldBlock` through `try_read`. Honours the read timeout.
+            pub fn readable(&self) -> io::Result<()> {
+                let dl = self.io.deadline(Dir::Read);
+                if self.io.wait(self.inner.as_raw_fd(), Dir::Read, dl)? {
+                    Ok(())
+                } else {
+                    Err(timed_out())
+                }
+            }
+
+            /// Waits (parking only the ULT) until the socket may be writable. Honours the write
+            /// timeout.
+            pub fn writable(&self) -> io::Result<()> {
+                let dl = self.io.deadline(Dir::Write);
+                if self.io.wait(self.inner.as_raw_fd(), Dir::Write, dl)? {
+                    Ok(())
+                } else {
+                    Err(timed_out())
+                }
+            }
+
+            /// Reads without waiting: `WouldBlock` if no data is there (for poll-based adapters).
+            pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+                (&self.inner).read(buf)
+            }
+
+            /// Writes without waiting: `WouldBlock` if the send buffer is full.
+            pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+                (&self.inner).write(buf)
+            }
+
+            fn write_with<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+                let dl = self.io.deadline(Dir::Write);
+                self.io.retry(self.inner.as_raw_fd(), Dir::Write, dl, op)
+            }
+        }
+
+        impl Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                (&*self).read(buf)
+            }
+            fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+                (&*self).read_vectored(bufs)
+            }
+        }
+
+        impl Read for &$t {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let inner = &self.inner;
+                let capacity = buf.len();
+                self.io
+                    .read_stream(inner.as_raw_fd(), capacity, || (&*inner).read(buf))
+            }
+            fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+                let inner = &self.inner;
+                let capacity = bufs.iter().map(|b| b.len()).sum();
+                self.io.read_stream(inner.as_raw_fd(), capacity, || {
+                    (&*inner).read_vectored(bufs)
+                })
+            }
+        }
+
+        impl Write for $t {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                (&*self).write(buf)
+            }
+            fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+                (&*self).write_vectored(bufs)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl Write for &$t {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                let inner = &self.inner;
+                self.write_with(|| (&*inner).write(buf))
+            }
+            fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+                let inner = &self.inner;
+                self.write_with(|| (&*inner).write_vectored(bufs))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
 /// Resolves `host` (`"name:port"`, or an address with a port) to socket addresses on the
 /// blocking pool (see [`crate::blocking()`]), so a slow resolver parks only the calling ULT;
 /// like `tokio::net::lookup_host`. Outside a ULT it resolves on the calling thread.
@@ -497,26 +617,6 @@ impl TcpStream {
         TcpStream::from_std(self.inner.try_clone()?)
     }
 
-    /// Read deadline per operation; `None` waits forever. `Some(0)` is an error, like std.
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.io.set_timeout(Dir::Read, t)
-    }
-
-    /// Write deadline per operation; `None` waits forever. `Some(0)` is an error, like std.
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.io.set_timeout(Dir::Write, t)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.timeout(Dir::Read))
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.timeout(Dir::Write))
-    }
-
     /// `TCP_NODELAY`.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.inner.set_nodelay(nodelay)
@@ -542,38 +642,6 @@ impl TcpStream {
         self.inner.take_error()
     }
 
-    /// Waits (parking only the ULT) until the socket may be readable; a later read can still
-    /// return `WouldBlock` through [`TcpStream::try_read`]. Honours the read timeout.
-    pub fn readable(&self) -> io::Result<()> {
-        let dl = self.io.deadline(Dir::Read);
-        if self.io.wait(self.inner.as_raw_fd(), Dir::Read, dl)? {
-            Ok(())
-        } else {
-            Err(timed_out())
-        }
-    }
-
-    /// Waits (parking only the ULT) until the socket may be writable. Honours the write
-    /// timeout.
-    pub fn writable(&self) -> io::Result<()> {
-        let dl = self.io.deadline(Dir::Write);
-        if self.io.wait(self.inner.as_raw_fd(), Dir::Write, dl)? {
-            Ok(())
-        } else {
-            Err(timed_out())
-        }
-    }
-
-    /// Reads without waiting: `WouldBlock` if no data is there (for poll-based adapters).
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&self.inner).read(buf)
-    }
-
-    /// Writes without waiting: `WouldBlock` if the send buffer is full.
-    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        (&self.inner).write(buf)
-    }
-
     /// Reads without removing the data from the queue.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         let dl = self.io.deadline(Dir::Read);
@@ -581,63 +649,9 @@ impl TcpStream {
             self.inner.peek(buf)
         })
     }
-
-    fn write_with<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
-        let dl = self.io.deadline(Dir::Write);
-        self.io.retry(self.inner.as_raw_fd(), Dir::Write, dl, op)
-    }
 }
 
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let inner = &self.inner;
-        let capacity = buf.len();
-        self.io
-            .read_stream(inner.as_raw_fd(), capacity, || (&*inner).read(buf))
-    }
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let inner = &self.inner;
-        let capacity = bufs.iter().map(|b| b.len()).sum();
-        self.io.read_stream(inner.as_raw_fd(), capacity, || {
-            (&*inner).read_vectored(bufs)
-        })
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Write for &TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let inner = &self.inner;
-        self.write_with(|| (&*inner).write(buf))
-    }
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let inner = &self.inner;
-        self.write_with(|| (&*inner).write_vectored(bufs))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+stream_impls!(TcpStream);
 
 /// A UDP socket, like `std::net::UdpSocket`, whose receives and sends park only the ULT.
 #[derive(Debug)]
@@ -813,3 +827,6 @@ macro_rules! fd_impls {
 fd_impls!(TcpListener, std::net::TcpListener);
 fd_impls!(TcpStream, std::net::TcpStream);
 fd_impls!(UdpSocket, std::net::UdpSocket);
+
+mod unix;
+pub use unix::{Incoming as UnixIncoming, UnixListener, UnixStream};

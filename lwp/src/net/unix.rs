@@ -1,0 +1,202 @@
+//! Unix domain stream sockets that park only the calling ULT: [`UnixListener`] and
+//! [`UnixStream`], with the method names of `std::os::unix::net`, on the same readiness
+//! machinery as the TCP types (see the parent module's header).
+//!
+//! `connect` is non-blocking underneath; only when the listener's backlog is full (the kernel
+//! answers `EAGAIN` and offers no readiness event for "room in the backlog") does it make a
+//! blocking connect on the blocking pool, so even then only the ULT waits.
+//!
+//! Who may call what: anyone, as with the TCP types.
+
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::{timed_out, Dir, Io};
+
+/// A Unix domain socket server, like `std::os::unix::net::UnixListener`, whose `accept`
+/// parks only the ULT.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use lwp::net::{UnixListener, UnixStream};
+///
+/// let dir = std::env::temp_dir().join(format!("lwp-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("echo.sock");
+/// let _ = std::fs::remove_file(&path);
+/// let rt = lwp::Runtime::builder().lwps(1).build()?;
+/// let reply = rt.run(move || -> std::io::Result<[u8; 4]> {
+///     let listener = UnixListener::bind(&path)?;
+///     let server = lwp::spawn(move || -> std::io::Result<()> {
+///         let (mut conn, _) = listener.accept()?;
+///         let mut buf = [0u8; 4];
+///         conn.read_exact(&mut buf)?;
+///         conn.write_all(&buf)
+///     });
+///     let mut client = UnixStream::connect(&path)?;
+///     client.write_all(b"ping")?;
+///     let mut buf = [0u8; 4];
+///     client.read_exact(&mut buf)?;
+///     server.join().unwrap()?;
+///     Ok(buf)
+/// })?;
+/// assert_eq!(&reply, b"ping");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct UnixListener {
+    // `io` first: it must drop (deregistering the fd) before `inner` closes the fd.
+    io: Io,
+    inner: std::os::unix::net::UnixListener,
+}
+
+impl UnixListener {
+    /// Binds a new socket at `path` (which must not exist yet, as with std).
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
+        UnixListener::from_std(std::os::unix::net::UnixListener::bind(path)?)
+    }
+
+    /// Wraps a std listener (switching it to non-blocking mode).
+    pub fn from_std(inner: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        inner.set_nonblocking(true)?;
+        Ok(UnixListener {
+            io: Io::default(),
+            inner,
+        })
+    }
+
+    /// The std listener, back in blocking mode.
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
+        let UnixListener { io, inner } = self;
+        drop(io); // deregister before handing the fd on
+        inner.set_nonblocking(false)?;
+        Ok(inner)
+    }
+
+    /// Accepts a connection, parking the ULT until one arrives.
+    pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let (s, addr) = self.io.retry(self.inner.as_raw_fd(), Dir::Read, None, || {
+            self.inner.accept()
+        })?;
+        Ok((UnixStream::from_std(s)?, addr))
+    }
+
+    /// An iterator over incoming connections (never `None`), like std's.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// Another handle to the same socket.
+    pub fn try_clone(&self) -> io::Result<UnixListener> {
+        UnixListener::from_std(self.inner.try_clone()?)
+    }
+
+    /// Pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+}
+
+/// Iterator returned by [`UnixListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a UnixListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<UnixStream>;
+    fn next(&mut self) -> Option<io::Result<UnixStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// A Unix domain stream connection, like `std::os::unix::net::UnixStream`, whose reads and
+/// writes park only the ULT.
+#[derive(Debug)]
+pub struct UnixStream {
+    // `io` first: it must drop (deregistering the fd) before `inner` closes the fd.
+    io: Io,
+    inner: std::os::unix::net::UnixStream,
+}
+
+impl UnixStream {
+    /// Connects to the socket bound at `path`.
+    pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
+        let path = path.as_ref();
+        let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+        socket.set_nonblocking(true)?;
+        match socket.connect(&socket2::SockAddr::unix(path)?) {
+            Ok(()) => UnixStream::from_std(OwnedFd::from(socket).into()),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                // The backlog is full and epoll reports nothing when it drains: wait for
+                // room in a blocking connect, on the blocking pool.
+                let path = path.to_path_buf();
+                let std = crate::blocking(move || std::os::unix::net::UnixStream::connect(path))?;
+                UnixStream::from_std(std)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A connected pair of streams, like std's `UnixStream::pair`.
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = std::os::unix::net::UnixStream::pair()?;
+        Ok((UnixStream::from_std(a)?, UnixStream::from_std(b)?))
+    }
+
+    /// Wraps a std stream (switching it to non-blocking mode).
+    pub fn from_std(inner: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        inner.set_nonblocking(true)?;
+        Ok(UnixStream {
+            io: Io::default(),
+            inner,
+        })
+    }
+
+    /// The std stream, back in blocking mode (timeouts set here are not carried over).
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
+        let UnixStream { io, inner } = self;
+        drop(io);
+        inner.set_nonblocking(false)?;
+        Ok(inner)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
+    /// Shuts down the read, write or both halves.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.shutdown(how)
+    }
+
+    /// Another handle to the same connection (its own timeouts).
+    pub fn try_clone(&self) -> io::Result<UnixStream> {
+        UnixStream::from_std(self.inner.try_clone()?)
+    }
+
+    /// Pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+}
+
+stream_impls!(UnixStream);
+fd_impls!(UnixListener, std::os::unix::net::UnixListener);
+fd_impls!(UnixStream, std::os::unix::net::UnixStream);

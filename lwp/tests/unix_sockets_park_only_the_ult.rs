@@ -1,0 +1,180 @@
+//! `lwp::net::UnixListener` and `UnixStream`: an echo over a Unix domain socket under every
+//! model, with more connections than LWPs; pairs, timeouts, EOF, errors and std conversions.
+
+mod sync_support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lwp::net::{UnixListener, UnixStream};
+use lwp::{Model, Runtime};
+use sync_support::watchdog_slow;
+
+/// A fresh directory for this test's sockets (removed at the end of the test).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("lwp-unix-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn echo_over_a_unix_socket_under_every_model() {
+    watchdog_slow("unix echo", || {
+        let dir = TempDir::new("echo");
+        for (i, model) in [
+            Model::ManyToOne,
+            Model::OneToOne,
+            Model::ManyToMany { lwps: 2 },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let path = dir.0.join(format!("echo-{i}.sock"));
+            let rt = Runtime::new(model).unwrap();
+            let total = rt.run(move || {
+                let listener = UnixListener::bind(&path).unwrap();
+                let server = lwp::spawn(move || {
+                    for conn in listener.incoming().take(20) {
+                        let mut conn = conn.unwrap();
+                        lwp::spawn(move || {
+                            let mut buf = [0u8; 64];
+                            loop {
+                                match conn.read(&mut buf).unwrap() {
+                                    0 => break,
+                                    n => conn.write_all(&buf[..n]).unwrap(),
+                                }
+                            }
+                        });
+                    }
+                });
+                let clients: Vec<_> = (0..20u8)
+                    .map(|c| {
+                        let path = path.clone();
+                        lwp::spawn(move || {
+                            let mut s = UnixStream::connect(&path).unwrap();
+                            let mut sum = 0u64;
+                            for round in 0..10u8 {
+                                s.write_all(&[c, round]).unwrap();
+                                let mut back = [0u8; 2];
+                                s.read_exact(&mut back).unwrap();
+                                assert_eq!(back, [c, round]);
+                                sum += u64::from(back[1]);
+                            }
+                            sum
+                        })
+                    })
+                    .collect();
+                let total: u64 = clients.into_iter().map(|h| h.join().unwrap()).sum();
+                server.join().unwrap();
+                total
+            });
+            assert_eq!(total, 20 * 45, "{model}");
+        }
+    });
+}
+
+#[test]
+fn pairs_time_out_see_eof_and_convert_to_and_from_std() {
+    watchdog_slow("unix pair", || {
+        let rt = Runtime::new(Model::ManyToMany { lwps: 2 }).unwrap();
+        rt.run(|| {
+            let (mut a, b) = UnixStream::pair().unwrap();
+            b.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            assert_eq!(b.read_timeout().unwrap(), Some(Duration::from_millis(20)));
+            let t0 = Instant::now();
+            let err = (&b).read(&mut [0u8; 8]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::TimedOut);
+            assert!(t0.elapsed() >= Duration::from_millis(20));
+            assert!(
+                b.set_read_timeout(Some(Duration::ZERO)).is_err(),
+                "0 is refused, as in std"
+            );
+
+            a.write_all(b"last words").unwrap();
+            a.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut got = String::new();
+            (&b).read_to_string(&mut got).unwrap();
+            assert_eq!(got, "last words", "then EOF");
+
+            // To std and back: the std half blocks its thread, as std does.
+            let std_b = b.into_std().unwrap();
+            let mut b = UnixStream::from_std(std_b).unwrap();
+            let writer = lwp::spawn(move || a.write(b"x").map(|_| a));
+            let mut one = [0u8; 1];
+            // `a` was shut down for writing: the write fails, and `b` sees EOF.
+            assert!(writer.join().unwrap().is_err());
+            assert_eq!(b.read(&mut one).unwrap(), 0);
+        });
+    });
+}
+
+#[test]
+fn connecting_to_nothing_is_an_error_and_binding_twice_too() {
+    let dir = TempDir::new("errors");
+    let missing = dir.0.join("nobody-here.sock");
+    let rt = Runtime::new(Model::ManyToOne).unwrap();
+    let (missing_kind, taken_kind) = rt.run(move || {
+        let missing_kind = UnixStream::connect(&missing).unwrap_err().kind();
+        let path = missing.with_file_name("taken.sock");
+        let _first = UnixListener::bind(&path).unwrap();
+        let taken_kind = UnixListener::bind(&path).unwrap_err().kind();
+        (missing_kind, taken_kind)
+    });
+    assert_eq!(missing_kind, ErrorKind::NotFound);
+    assert_eq!(taken_kind, ErrorKind::AddrInUse);
+}
+
+/// More clients than the listener's backlog (2) holds connect before anyone accepts: the kernel
+/// answers `EAGAIN` to the late ones, which then wait in a blocking connect on the blocking
+/// pool, and every one of them gets through once the server starts accepting.
+#[test]
+fn connects_beyond_a_full_backlog_wait_for_room_and_all_get_through() {
+    const CLIENTS: usize = 40;
+    watchdog_slow("unix backlog", || {
+        let dir = TempDir::new("backlog");
+        let path = dir.0.join("busy.sock");
+        let rt = Runtime::new(Model::ManyToOne).unwrap();
+        let accepted = rt.run(move || {
+            // A backlog of 2 (std's `bind` asks for the system maximum).
+            let socket =
+                socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+            socket
+                .bind(&socket2::SockAddr::unix(&path).unwrap())
+                .unwrap();
+            socket.listen(2).unwrap();
+            let std_listener: std::os::unix::net::UnixListener =
+                std::os::fd::OwnedFd::from(socket).into();
+            let listener = UnixListener::from_std(std_listener).unwrap();
+            let clients: Vec<_> = (0..CLIENTS)
+                .map(|_| {
+                    let path = path.clone();
+                    lwp::spawn(move || UnixStream::connect(&path).map(|mut s| s.write_all(b"!")))
+                })
+                .collect();
+            lwp::sleep(Duration::from_millis(50)); // let them all try before any accept
+            let mut accepted = 0;
+            for conn in listener.incoming().take(CLIENTS) {
+                let mut byte = [0u8; 1];
+                conn.unwrap().read_exact(&mut byte).unwrap();
+                accepted += 1;
+            }
+            for c in clients {
+                c.join().unwrap().unwrap().unwrap();
+            }
+            accepted
+        });
+        assert_eq!(accepted, CLIENTS);
+    });
+}
