@@ -332,7 +332,7 @@ impl Shared {
         self.counters.lwps_started.fetch_add(1, Ordering::Relaxed);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new()
-            .name(format!("{}-lwp-{index}", self.config.name))
+            .name(lwp_thread_name(&self.config.name, index))
             // ULTs run on their own stacks; the LWP's stack only holds the scheduler loop.
             .stack_size(256 * 1024)
             .spawn(move || worker_main(shared, index, ready_tx));
@@ -1015,5 +1015,15 @@ impl WorkerCtx {
         while let Some(u) = self.pop_stealable() {
             u.cancel();
         }
+    }
+}
+
+/// An LWP's kernel-thread name: `lwp-3` for a runtime with the default name, `echo-lwp-3` for
+/// one named `echo` (shown in panic messages, `top -H`, debuggers).
+fn lwp_thread_name(runtime: &str, index: usize) -> String {
+    if runtime == "lwp" {
+        format!("lwp-{index}")
+    } else {
+        format!("{runtime}-lwp-{index}")
     }
 }

@@ -59,6 +59,7 @@ mod executor;
 mod join;
 mod local;
 mod overflow;
+mod panic_context;
 mod park;
 pub mod raw;
 mod runq;

@@ -1870,9 +1870,11 @@ pub(crate) fn suspend_current(header: &Header, why: Switch) {
 }
 
 /// Prepares the calling kernel thread to run ULTs (its alternate signal stack, for the
-/// overflow report). Every scheduler calls this once per thread before its first `resume`.
+/// overflow report; the panic hook that names ULTs, once per process). Every scheduler calls
+/// this once per thread before its first `resume`.
 pub fn prepare_thread() {
     crate::overflow::ensure_signal_stack();
+    crate::panic_context::install();
     fast_tls::set_up();
 }
 
