@@ -31,8 +31,8 @@
 //! scheduler with work stealing and idle parking (`scheduler`), sysmon ([`sysmon`]), the
 //! blocking pool ([`blocking()`]), ULT-parking synchronisation primitives ([`sync`]) and
 //! channels ([`channel`]), timers ([`sleep`], [`park_timeout`]) and [`metrics`] with the
-//! exact TLP histogram. Everything that blocks parks only the calling
-//! ULT, and works from plain kernel threads too (blocking the thread).
+//! exact TLP histogram. Everything that blocks parks only the calling ULT, and works from
+//! plain kernel threads too (blocking the thread).
 
 #![warn(
     missing_docs,
