@@ -225,3 +225,33 @@ fn one_selecting_consumer_gets_every_message_of_racing_producers_exactly_once() 
         assert_eq!(got.len() as u64, 8 * PER_PRODUCER, "every message, once");
     });
 }
+
+#[test]
+fn timer_channels_fire_after_their_delay_tick_and_never() {
+    in_ult("timers", || {
+        let t0 = Instant::now();
+        let once = lwp::channel::after(Duration::from_millis(15));
+        let at = once.recv().unwrap();
+        assert!(at.duration_since(t0) >= Duration::from_millis(15));
+        assert!(once.recv().is_err(), "one message, then disconnected");
+
+        let ticks = lwp::channel::tick(Duration::from_millis(5));
+        let first = ticks.recv().unwrap();
+        let second = ticks.recv().unwrap();
+        assert!(second.duration_since(first) >= Duration::from_millis(4));
+        drop(ticks); // the ticking ULT ends at its next tick
+
+        let nothing = lwp::channel::never::<u8>();
+        let deadline = lwp::channel::after(Duration::from_millis(10));
+        let mut sel = Select::new();
+        let on_nothing = sel.recv(&nothing);
+        let on_deadline = sel.recv(&deadline);
+        assert_eq!(sel.ready(), on_deadline);
+        assert_ne!(on_nothing, on_deadline);
+        assert_eq!(
+            nothing.try_recv(),
+            Err(TryRecvError::Empty),
+            "never, not disconnected"
+        );
+    });
+}

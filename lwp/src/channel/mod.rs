@@ -1,7 +1,8 @@
 //! Multi-producer multi-consumer channels whose blocking operations park the ULT, never its
 //! kernel thread: [`unbounded`], [`bounded`] and rendezvous (`bounded(0)`), with the API of
-//! `crossbeam-channel` (both [`Sender`] and [`Receiver`] are `Clone`), and [`Select`] to wait
-//! for whichever of several operations can proceed first.
+//! `crossbeam-channel` (both [`Sender`] and [`Receiver`] are `Clone`), [`Select`] to wait for
+//! whichever of several operations can proceed first, and timer channels ([`after`],
+//! [`tick`], [`never`]).
 //!
 //! ```
 //! use lwp::channel;
@@ -65,6 +66,7 @@
 
 mod error;
 mod select;
+mod timer;
 
 pub use error::{
     ReadyTimeoutError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryReadyError,
@@ -72,6 +74,7 @@ pub use error::{
 };
 pub use select::Select;
 use select::Watch;
+pub use timer::{after, never, tick};
 
 use std::collections::VecDeque;
 use std::fmt;
