@@ -2,7 +2,7 @@
 //! kernel thread: [`unbounded`], [`bounded`] and rendezvous (`bounded(0)`), with the API of
 //! `crossbeam-channel` (both [`Sender`] and [`Receiver`] are `Clone`), [`Select`] to wait for
 //! whichever of several operations can proceed first, and timer channels ([`after`],
-//! [`tick`], [`never`]).
+//! [`tick`], [`never()`]).
 //!
 //! ```
 //! use lwp::channel;
