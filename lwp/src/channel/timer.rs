@@ -1,5 +1,5 @@
 //! Timer channels, as in `crossbeam-channel`: [`after`] delivers one message after a delay,
-//! [`tick`] one per period, [`never`] none; so a [`super::Select`] (or a plain `recv`) can wait
+//! [`tick`] one per period, [`never()`] none; so a [`super::Select`] (or a plain `recv`) can wait
 //! for a message or a moment, whichever comes first.
 //!
 //! Each timer is a small ULT that sleeps on its runtime's timers and sends the `Instant` it
