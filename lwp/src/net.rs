@@ -272,20 +272,19 @@ mod coop {
     }
 }
 
-/// The stream surface [`TcpStream`] and [`UnixStream`] share: per-operation timeouts,
-/// readiness waits, non-waiting reads and writes, and `Read`/`Write` for the stream and for a
-/// shared reference to it (reads go through `Io::read_stream`). The type needs fields `io: Io`
-/// and `inner`, a std stream; the expanding module needs `Read`, `Write`, `IoSlice`,
-/// `IoSliceMut`, `Duration`, `Dir` and `timed_out` in scope.
-macro_rules! stream_impls {
+/// Per-operation timeouts (`TimedOut` when one passes), for every socket type with an
+/// `io: Io` field; the expanding module needs `Duration` and `Dir` in scope.
+macro_rules! timeout_impls {
     ($t:ident) => {
         impl $t {
-            /// Read deadline per operation; `None` waits forever. `Some(0)` is an error, like std.
+            /// Read (receive) deadline per operation; `None` waits forever. `Some(0)` is an
+            /// error, like std.
             pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
                 self.io.set_timeout(Dir::Read, t)
             }
 
-            /// Write deadline per operation; `None` waits forever. `Some(0)` is an error, like std.
+            /// Write (send) deadline per operation; `None` waits forever. `Some(0)` is an
+            /// error, like std.
             pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
                 self.io.set_timeout(Dir::Write, t)
             }
@@ -299,9 +298,22 @@ macro_rules! stream_impls {
             pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
                 Ok(self.io.timeout(Dir::Write))
             }
+        }
+    };
+}
 
-            /// Waits (parking only the ULT) until the socket may be readable; a later read can still
-            /// return `WouldBlock` through `try_read`. Honours the read timeout.
+/// The stream surface [`TcpStream`] and [`UnixStream`] share: per-operation timeouts,
+/// readiness waits, non-waiting reads and writes, and `Read`/`Write` for the stream and for a
+/// shared reference to it (reads go through `Io::read_stream`). The type needs fields `io: Io`
+/// and `inner`, a std stream; the expanding module needs `Read`, `Write`, `IoSlice`,
+/// `IoSliceMut`, `Duration`, `Dir` and `timed_out` in scope.
+macro_rules! stream_impls {
+    ($t:ident) => {
+        timeout_impls!($t);
+
+        impl $t {
+            /// Waits (parking only the ULT) until the socket may be readable; a later read
+            /// can still return `WouldBlock` through `try_read`. Honours the read timeout.
             pub fn readable(&self) -> io::Result<()> {
                 let dl = self.io.deadline(Dir::Read);
                 if self.io.wait(self.inner.as_raw_fd(), Dir::Read, dl)? {
@@ -747,26 +759,6 @@ impl UdpSocket {
         UdpSocket::from_std(self.inner.try_clone()?)
     }
 
-    /// Receive deadline per operation (`TimedOut` when it passes).
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.io.set_timeout(Dir::Read, t)
-    }
-
-    /// Send deadline per operation.
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.io.set_timeout(Dir::Write, t)
-    }
-
-    /// The receive timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.timeout(Dir::Read))
-    }
-
-    /// The send timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.timeout(Dir::Write))
-    }
-
     /// `SO_BROADCAST`.
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
         self.inner.set_broadcast(on)
@@ -827,6 +819,7 @@ macro_rules! fd_impls {
 fd_impls!(TcpListener, std::net::TcpListener);
 fd_impls!(TcpStream, std::net::TcpStream);
 fd_impls!(UdpSocket, std::net::UdpSocket);
+timeout_impls!(UdpSocket);
 
 mod unix;
 pub use unix::{Incoming as UnixIncoming, UnixListener, UnixStream};

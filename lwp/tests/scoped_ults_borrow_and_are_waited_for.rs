@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use lwp::{Model, Runtime};
-use sync_support::watchdog_slow;
+use sync_support::{panic_message, watchdog_slow};
 
 fn models() -> [Model; 3] {
     [
@@ -16,14 +16,6 @@ fn models() -> [Model; 3] {
         Model::OneToOne,
         Model::ManyToMany { lwps: 2 },
     ]
-}
-
-fn message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
 }
 
 #[test]
@@ -104,7 +96,7 @@ fn join_returns_values_and_panics_and_an_unjoined_panic_fails_the_scope() {
                     (ok.join().unwrap(), bad.join().unwrap_err())
                 });
                 assert_eq!(value, 42);
-                assert_eq!(message(&*payload), "scoped boom");
+                assert_eq!(panic_message(&*payload), "scoped boom");
 
                 // Nobody joins the panicking ULT: the scope panics, after the others ended.
                 let other_done = AtomicBool::new(false);
@@ -118,7 +110,7 @@ fn join_returns_values_and_panics_and_an_unjoined_panic_fails_the_scope() {
                     })
                 }));
                 let payload = outcome.expect_err("an unjoined panic fails the scope");
-                assert_eq!(message(&*payload), "a scoped ULT panicked", "{model}");
+                assert_eq!(panic_message(&*payload), "a scoped ULT panicked", "{model}");
                 assert!(
                     other_done.load(Ordering::SeqCst),
                     "{model}: waited for the rest"
@@ -135,7 +127,11 @@ fn join_returns_values_and_panics_and_an_unjoined_panic_fails_the_scope() {
                         panic!("body boom");
                     })
                 }));
-                assert_eq!(message(&*outcome.unwrap_err()), "body boom", "{model}");
+                assert_eq!(
+                    panic_message(&*outcome.unwrap_err()),
+                    "body boom",
+                    "{model}"
+                );
                 assert!(
                     other_done.load(Ordering::SeqCst),
                     "{model}: waited before resuming"
@@ -269,6 +265,6 @@ fn a_cancelled_scope_owner_leaks_its_stack_so_cancelled_scoped_ults_still_see_th
             "a borrow outlived its owner"
         );
         let payload = owner.join().expect_err("the owner was cancelled");
-        assert_eq!(message(&*payload), ult::CANCELLED);
+        assert_eq!(panic_message(&*payload), ult::CANCELLED);
     });
 }

@@ -10,15 +10,7 @@ use std::time::Duration;
 
 use lwp::sync::{LazyLock, OnceLock};
 use lwp::{Model, Runtime};
-use sync_support::watchdog_slow;
-
-fn message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
-}
+use sync_support::{panic_message, watchdog_slow};
 
 #[test]
 fn under_many_to_one_waiters_park_while_the_initialiser_sleeps_and_the_lwp_runs_on() {
@@ -80,7 +72,7 @@ fn a_panicking_or_failing_initialiser_leaves_the_cell_empty_for_the_next_caller(
                 let cell = cell.clone();
                 lwp::spawn(move || cell.get_or_init(|| "second".to_string()).clone())
             };
-            assert_eq!(message(&*first.join().unwrap_err()), "init boom");
+            assert_eq!(panic_message(&*first.join().unwrap_err()), "init boom");
             assert_eq!(second.join().unwrap(), "second", "a waiter took over");
 
             let cell = OnceLock::<u8>::new();
@@ -100,7 +92,7 @@ fn reentrant_initialisation_panics_instead_of_waiting_for_itself() {
             let h = ult::spawn(move || *inner.get_or_init(|| *inner.get_or_init(|| 1) + 1));
             let payload = h.join().unwrap_err();
             assert_eq!(
-                message(&*payload),
+                panic_message(&*payload),
                 "lwp::sync::OnceLock: reentrant initialisation"
             );
             assert!(cell.get().is_none());
@@ -215,10 +207,10 @@ fn lazy_lock_computes_once_and_is_poisoned_by_a_panicking_computation() {
 
         let lazy: LazyLock<u32, _> = LazyLock::new(|| -> u32 { panic!("lazy boom") });
         let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| *lazy));
-        assert_eq!(message(&*first.unwrap_err()), "lazy boom");
+        assert_eq!(panic_message(&*first.unwrap_err()), "lazy boom");
         let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| *lazy));
         assert_eq!(
-            message(&*again.unwrap_err()),
+            panic_message(&*again.unwrap_err()),
             "lwp::sync::LazyLock: the initialiser panicked earlier"
         );
         let untouched = LazyLock::new(|| 8u8);

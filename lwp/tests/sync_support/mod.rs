@@ -84,3 +84,12 @@ where
 {
     watchdog(name, move || ult::run(f))
 }
+
+/// The text of a panic payload (`&str` or `String`; empty for anything else).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
