@@ -878,6 +878,10 @@ pub(crate) struct RunFrame {
     /// parks or joins (see [`Nest`]); null while a nested ULT runs, and for the ULTs of other
     /// schedulers.
     nest: Cell<*const Nest>,
+    /// `nest`'s run queue (null without one), copied here at the resume so that a yield
+    /// reaches the next ULT one dependent load sooner (frame -> queue, not frame -> nest ->
+    /// queue; see `examples/yieldfloor.rs` for what a load on that chain costs).
+    queue: *const RunQueue,
 }
 
 impl RunFrame {
@@ -885,11 +889,15 @@ impl RunFrame {
     /// frame is gone.
     #[inline(always)]
     fn new(ult: &RawUlt, yielder: *const UltYielder, nest: *const Nest) -> RunFrame {
+        // SAFETY: a non-null offer is valid for the whole resume this frame is made for
+        // (`resume_offering`'s contract), and its `queue` never changes.
+        let queue = unsafe { nest.as_ref() }.map_or(ptr::null(), |n| n.queue);
         RunFrame {
             // A copy of the handle that is never dropped: the caller's holds the reference.
             ult: std::mem::ManuallyDrop::new(RawUlt(ult.0)),
             yielder: Cell::new(yielder),
             nest: Cell::new(nest),
+            queue,
         }
     }
 }
@@ -1878,13 +1886,13 @@ pub fn prepare_thread() {
     fast_tls::set_up();
 }
 
-/// The running ULT's yielder and its [`Nest`] offer (null outside a ULT), read together
-/// since `yield_now` needs both.
+/// The running ULT's yielder, its [`Nest`] offer and the offer's run queue (null outside a
+/// ULT), read together since `yield_now` needs them all.
 #[inline(always)]
-fn switch_context() -> (*const UltYielder, *const Nest) {
+fn switch_context() -> (*const UltYielder, *const Nest, *const RunQueue) {
     match running_frame() {
-        Some(f) => (f.yielder.get(), f.nest.get()),
-        None => (ptr::null(), ptr::null()),
+        Some(f) => (f.yielder.get(), f.nest.get(), f.queue),
+        None => (ptr::null(), ptr::null(), ptr::null()),
     }
 }
 
@@ -1957,10 +1965,10 @@ pub fn prefetch_line(addr: usize) {
 /// stay paired.
 #[inline(always)]
 pub(crate) fn yield_current() -> bool {
-    let (y, nest) = switch_context();
+    let (y, nest, queue) = switch_context();
     // SAFETY: as in `offered_nest`.
     if let Some(nest) = unsafe { nest.as_ref() } {
-        yield_lending(nest);
+        yield_lending(nest, queue);
         return true;
     }
     if y.is_null() {
@@ -1979,11 +1987,12 @@ pub(crate) fn yield_current() -> bool {
 /// reason given at [`yield_current`] and because a switch in a function of its own costs
 /// that function a save and restore of six registers per call.
 #[inline(always)]
-fn yield_lending(nest: &Nest) {
+fn yield_lending(nest: &Nest, queue: *const RunQueue) {
     let left = nest.inline_yields.get();
-    // SAFETY: a non-null queue is valid while its offer is (`resume_offering`'s contract), and the
-    // offer is valid while the caller uses it (see `offered_nest`).
-    match unsafe { nest.queue.as_ref() } {
+    // SAFETY: `queue` is the offer's own (copied into the frame at the resume); a non-null
+    // queue is valid while its offer is (`resume_offering`'s contract), and the offer is
+    // valid while the caller uses it (see `offered_nest`).
+    match unsafe { queue.as_ref() } {
         Some(queue) if left > 0 => {
             nest.inline_yields.set(left - 1);
             // The scheduler lent its right to resume the queue's ULTs on this thread
