@@ -241,6 +241,13 @@ fn timer_channels_fire_after_their_delay_tick_and_never() {
         assert!(second.duration_since(first) >= Duration::from_millis(4));
         drop(ticks); // the ticking ULT ends at its next tick
 
+        let too_late = lwp::channel::after(Duration::MAX);
+        assert_eq!(
+            too_late.try_recv(),
+            Err(TryRecvError::Empty),
+            "never, not disconnected"
+        );
+
         let nothing = lwp::channel::never::<u8>();
         let deadline = lwp::channel::after(Duration::from_millis(10));
         let mut sel = Select::new();

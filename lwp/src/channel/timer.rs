@@ -34,13 +34,13 @@ use super::{bounded, Receiver, TrySendError};
 /// # Panics
 /// If no ULT can be spawned for the timer (see [`crate::spawn`]).
 pub fn after(duration: Duration) -> Receiver<Instant> {
+    let Some(deadline) = Instant::now().checked_add(duration) else {
+        // Later than any `Instant`: the message never comes.
+        return never();
+    };
     let (tx, rx) = bounded(1);
-    let deadline = Instant::now().checked_add(duration);
     crate::spawn(move || {
-        match deadline {
-            Some(deadline) => crate::sleep_until(deadline),
-            None => return, // never: the sender goes, a receive sees a disconnect only then
-        }
+        crate::sleep_until(deadline);
         let _ = tx.send(Instant::now());
     });
     rx
@@ -64,7 +64,7 @@ pub fn tick(period: Duration) -> Receiver<Instant> {
             crate::sleep_until(next);
             let now = Instant::now();
             // A late tick (the ULT waited long for its LWP) does not bunch up the next ones.
-            if now > next + period {
+            if next.checked_add(period).is_some_and(|due| now > due) {
                 next = now;
             }
             match tx.try_send(now) {
