@@ -13,8 +13,7 @@
 //!   ran (its spawn failed, or its runtime shut down first) drops its [`Work`], whose fields
 //!   drop in declaration order, the closure before the packet;
 //! - the result: it lives in the packet itself, and is dropped in the packet's destructor just
-//!   before the count drops (join takes it out earlier).
-//!
+//!   before the count drops (join takes it out earlier);
 //! - the scope owner's stack: while the scope is open the owner holds
 //!   [`ult::raw::LeakIfCancelled`], so if its runtime shuts down and cancels it (perhaps before
 //!   the scoped ULTs, which are cancelled too, running their destructors) its stack is leaked,
