@@ -262,3 +262,92 @@ fn timer_channels_fire_after_their_delay_tick_and_never() {
         );
     });
 }
+
+#[test]
+fn the_select_macro_runs_the_arm_that_completed_and_its_bodies_act_on_the_callers_loop() {
+    use lwp::channel::{RecvError, SendError};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    in_ult("select!", || {
+        // Receives: a loop that sums until the channel is disconnected, `break` in a body.
+        let (tx, rx) = bounded::<u64>(4);
+        let (_other_tx, other) = unbounded::<String>();
+        let producer = ult::spawn(move || {
+            for i in 1..=10 {
+                tx.send(i).unwrap();
+            }
+        });
+        let mut sum = 0;
+        loop {
+            lwp::select! {
+                recv(rx) -> n => match n {
+                    Ok(n) => sum += n,
+                    Err(RecvError) => break,
+                },
+                recv(other) -> s => panic!("nothing is sent there: {s:?}"),
+            }
+        }
+        assert_eq!(sum, 55);
+        producer.join().unwrap();
+
+        // Defaults: without a timeout it does not wait; with one it waits that long.
+        let (_keep, idle) = unbounded::<u8>();
+        let now = lwp::select! {
+            recv(idle) -> _ => "message",
+            default => "nothing ready",
+        };
+        assert_eq!(now, "nothing ready");
+        let t0 = Instant::now();
+        let later = lwp::select! {
+            recv(idle) -> _ => "message",
+            default(Duration::from_millis(15)) => "timed out",
+        };
+        assert_eq!(later, "timed out");
+        assert!(t0.elapsed() >= Duration::from_millis(15));
+
+        // A temporary channel (a timer) as an operation.
+        let fired = lwp::select! {
+            recv(idle) -> _ => false,
+            recv(lwp::channel::after(Duration::from_millis(5))) -> at => at.is_ok(),
+        };
+        assert!(fired);
+
+        // Sends: the value moves only if the send completes.
+        struct Counted(Arc<AtomicUsize>);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (full_tx, full_rx) = bounded::<Counted>(1);
+        full_tx.send(Counted(drops.clone())).unwrap();
+        let sent = lwp::select! {
+            send(full_tx, Counted(drops.clone())) -> res => res.is_ok(),
+            default => false,
+        };
+        assert!(!sent, "full: the default ran");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            1,
+            "the unsent value was dropped, once"
+        );
+        assert_eq!(full_rx.len(), 1, "the queued message is untouched");
+        drop(full_rx.recv().unwrap());
+        let sent = lwp::select! {
+            send(full_tx, Counted(drops.clone())) -> res => res.is_ok(),
+            default => false,
+        };
+        assert!(sent, "room now: sent");
+        drop(full_rx);
+        // A disconnected send gives its value back.
+        let (unsent_tx, unsent_rx) = bounded::<String>(1);
+        drop(unsent_rx);
+        let returned = lwp::select! {
+            send(unsent_tx, "kept".to_string()) -> res => res,
+        };
+        assert_eq!(returned, Err(SendError("kept".to_string())));
+        drop(full_tx);
+    });
+}

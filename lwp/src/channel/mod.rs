@@ -1,8 +1,8 @@
 //! Multi-producer multi-consumer channels whose blocking operations park the ULT, never its
 //! kernel thread: [`unbounded`], [`bounded`] and rendezvous (`bounded(0)`), with the API of
-//! `crossbeam-channel` (both [`Sender`] and [`Receiver`] are `Clone`), [`Select`] to wait for
-//! whichever of several operations can proceed first, and timer channels ([`after`],
-//! [`tick`], [`never()`]).
+//! `crossbeam-channel` (both [`Sender`] and [`Receiver`] are `Clone`), [`Select`] and
+//! [`select!`](crate::select) to wait for whichever of several operations can proceed
+//! first, and timer channels ([`after`], [`tick`], [`never()`]).
 //!
 //! ```
 //! use lwp::channel;
@@ -66,6 +66,7 @@
 
 mod error;
 mod select;
+mod select_macro;
 mod timer;
 
 pub use error::{
