@@ -168,6 +168,15 @@ impl Io {
         }
     }
 
+    /// Waits until `fd` may be ready in `dir`, within `dir`'s timeout (`TimedOut` if not).
+    fn ready(&self, fd: RawFd, dir: Dir) -> io::Result<()> {
+        if self.wait(fd, dir, self.deadline(dir))? {
+            Ok(())
+        } else {
+            Err(timed_out())
+        }
+    }
+
     /// A stream read of at most `capacity` bytes through `op` (see the type's header).
     fn read_stream(
         &self,
@@ -306,7 +315,7 @@ macro_rules! timeout_impls {
 /// readiness waits, non-waiting reads and writes, and `Read`/`Write` for the stream and for a
 /// shared reference to it (reads go through `Io::read_stream`). The type needs fields `io: Io`
 /// and `inner`, a std stream; the expanding module needs `Read`, `Write`, `IoSlice`,
-/// `IoSliceMut`, `Duration`, `Dir` and `timed_out` in scope.
+/// `IoSliceMut`, `Duration` and `Dir` in scope.
 macro_rules! stream_impls {
     ($t:ident) => {
         timeout_impls!($t);
@@ -315,23 +324,13 @@ macro_rules! stream_impls {
             /// Waits (parking only the ULT) until the socket may be readable; a later read
             /// can still return `WouldBlock` through `try_read`. Honours the read timeout.
             pub fn readable(&self) -> io::Result<()> {
-                let dl = self.io.deadline(Dir::Read);
-                if self.io.wait(self.inner.as_raw_fd(), Dir::Read, dl)? {
-                    Ok(())
-                } else {
-                    Err(timed_out())
-                }
+                self.io.ready(self.inner.as_raw_fd(), Dir::Read)
             }
 
             /// Waits (parking only the ULT) until the socket may be writable. Honours the write
             /// timeout.
             pub fn writable(&self) -> io::Result<()> {
-                let dl = self.io.deadline(Dir::Write);
-                if self.io.wait(self.inner.as_raw_fd(), Dir::Write, dl)? {
-                    Ok(())
-                } else {
-                    Err(timed_out())
-                }
+                self.io.ready(self.inner.as_raw_fd(), Dir::Write)
             }
 
             /// Reads without waiting: `WouldBlock` if no data is there (for poll-based adapters).
@@ -452,23 +451,6 @@ impl TcpListener {
     /// Binds to `addr` (like std: the first address that works).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         TcpListener::from_std(std::net::TcpListener::bind(addr)?)
-    }
-
-    /// Wraps a std listener (switching it to non-blocking mode).
-    pub fn from_std(inner: std::net::TcpListener) -> io::Result<TcpListener> {
-        inner.set_nonblocking(true)?;
-        Ok(TcpListener {
-            io: Io::default(),
-            inner,
-        })
-    }
-
-    /// The std listener, back in blocking mode.
-    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
-        let TcpListener { io, inner } = self;
-        drop(io); // deregister before handing the fd on
-        inner.set_nonblocking(false)?;
-        Ok(inner)
     }
 
     /// Accepts a connection, parking the ULT until one arrives.
@@ -592,23 +574,6 @@ impl TcpStream {
         }
     }
 
-    /// Wraps a std stream (switching it to non-blocking mode).
-    pub fn from_std(inner: std::net::TcpStream) -> io::Result<TcpStream> {
-        inner.set_nonblocking(true)?;
-        Ok(TcpStream {
-            io: Io::default(),
-            inner,
-        })
-    }
-
-    /// The std stream, back in blocking mode (timeouts set here are not carried over).
-    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
-        let TcpStream { io, inner } = self;
-        drop(io);
-        inner.set_nonblocking(false)?;
-        Ok(inner)
-    }
-
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.inner.peer_addr()
@@ -677,23 +642,6 @@ impl UdpSocket {
     /// Binds to `addr`.
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         UdpSocket::from_std(std::net::UdpSocket::bind(addr)?)
-    }
-
-    /// Wraps a std socket (switching it to non-blocking mode).
-    pub fn from_std(inner: std::net::UdpSocket) -> io::Result<UdpSocket> {
-        inner.set_nonblocking(true)?;
-        Ok(UdpSocket {
-            io: Io::default(),
-            inner,
-        })
-    }
-
-    /// The std socket, back in blocking mode.
-    pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
-        let UdpSocket { io, inner } = self;
-        drop(io);
-        inner.set_nonblocking(false)?;
-        Ok(inner)
     }
 
     /// Receives one datagram and its sender.
@@ -775,8 +723,31 @@ impl UdpSocket {
     }
 }
 
+/// What every socket type has of its std twin and its fd: `from_std`/`into_std`, `TryFrom`,
+/// and the `AsFd`/`AsRawFd`/`IntoRawFd`/`FromRawFd` traits (`io` always dropped, which
+/// deregisters the fd, before the fd is handed on). The type needs fields `io: Io` and
+/// `inner: $std`.
 macro_rules! fd_impls {
     ($t:ident, $std:ty) => {
+        impl $t {
+            /// Wraps the std socket (switching it to non-blocking mode).
+            pub fn from_std(inner: $std) -> io::Result<$t> {
+                inner.set_nonblocking(true)?;
+                Ok($t {
+                    io: Io::default(),
+                    inner,
+                })
+            }
+
+            /// The std socket, back in blocking mode (timeouts set here are not carried
+            /// over).
+            pub fn into_std(self) -> io::Result<$std> {
+                let $t { io, inner } = self;
+                drop(io); // deregister before handing the fd on
+                inner.set_nonblocking(false)?;
+                Ok(inner)
+            }
+        }
         impl AsRawFd for $t {
             fn as_raw_fd(&self) -> RawFd {
                 self.inner.as_raw_fd()

@@ -106,7 +106,6 @@ macro_rules! __select_run {
                 break;
             }
         }
-        drop(sel);
         $crate::__select_bodies!(timed_out $default $($op)*)
     }};
 }

@@ -15,7 +15,7 @@ use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{timed_out, Dir, Io};
+use super::{Dir, Io};
 
 /// A Unix domain socket server, like `std::os::unix::net::UnixListener`, whose `accept`
 /// parks only the ULT.
@@ -59,23 +59,6 @@ impl UnixListener {
     /// Binds a new socket at `path` (which must not exist yet, as with std).
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
         UnixListener::from_std(std::os::unix::net::UnixListener::bind(path)?)
-    }
-
-    /// Wraps a std listener (switching it to non-blocking mode).
-    pub fn from_std(inner: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
-        inner.set_nonblocking(true)?;
-        Ok(UnixListener {
-            io: Io::default(),
-            inner,
-        })
-    }
-
-    /// The std listener, back in blocking mode.
-    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
-        let UnixListener { io, inner } = self;
-        drop(io); // deregister before handing the fd on
-        inner.set_nonblocking(false)?;
-        Ok(inner)
     }
 
     /// Accepts a connection, parking the ULT until one arrives.
@@ -152,23 +135,6 @@ impl UnixStream {
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = std::os::unix::net::UnixStream::pair()?;
         Ok((UnixStream::from_std(a)?, UnixStream::from_std(b)?))
-    }
-
-    /// Wraps a std stream (switching it to non-blocking mode).
-    pub fn from_std(inner: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
-        inner.set_nonblocking(true)?;
-        Ok(UnixStream {
-            io: Io::default(),
-            inner,
-        })
-    }
-
-    /// The std stream, back in blocking mode (timeouts set here are not carried over).
-    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
-        let UnixStream { io, inner } = self;
-        drop(io);
-        inner.set_nonblocking(false)?;
-        Ok(inner)
     }
 
     /// The local address.
