@@ -79,6 +79,12 @@ pub(crate) enum Dir {
 #[repr(C)]
 struct Direction {
     ready: AtomicBool,
+    /// Sticky: an event reported this direction closed (the peer's FIN, the pipe's last
+    /// writer gone) or failed. Unlike `ready`, no wait or `forget_edge` clears it: the system
+    /// call that takes the last data consumes the one edge that announced the close too, and
+    /// the next call returns at once (EOF, `EPIPE`) instead of `EWOULDBLOCK`. Only
+    /// [`Source::edge_pending`] reads it.
+    closed: AtomicBool,
     /// Where the last recorded waiter's header is (`Unparker::prefetch_addr`), written under
     /// the lock and read without it by the poll loop, which prefetches the headers of the
     /// ULTs it is about to wake: only a hint, stale once that waiter is gone.
@@ -115,6 +121,7 @@ impl Direction {
     fn new_ready() -> Direction {
         Direction {
             ready: AtomicBool::new(true),
+            closed: AtomicBool::new(false),
             waiter_hint: AtomicUsize::new(0),
             waiters: Mutex::new(Waiters::default()),
         }
@@ -263,10 +270,13 @@ impl Source {
         self.direction(dir).take_edge();
     }
 
-    /// Whether an edge arrived in `dir` since the last `wait` consumed one (a hint: it may be
-    /// set at any moment).
+    /// Whether an edge arrived in `dir` since the last `wait` consumed one, or `dir` was
+    /// reported closed (a hint: it may be set at any moment). False means the fd was empty
+    /// when its last system call ran and nothing has happened since, so a read would fail
+    /// with `EWOULDBLOCK`.
     pub(crate) fn edge_pending(&self, dir: Dir) -> bool {
-        self.direction(dir).ready.load(Ordering::Acquire)
+        let d = self.direction(dir);
+        d.ready.load(Ordering::Acquire) || d.closed.load(Ordering::Acquire)
     }
 }
 
@@ -498,8 +508,17 @@ impl Reactor {
                 // Errors and hang-ups wake both directions: the retried system call reports
                 // them.
                 let failed = ev.is_error();
-                let readable = ev.is_readable() || ev.is_read_closed() || failed;
-                let writable = ev.is_writable() || ev.is_write_closed() || failed;
+                let read_closed = ev.is_read_closed() || failed;
+                let write_closed = ev.is_write_closed() || failed;
+                // Release, before `fire`'s own: pairs with the acquire in `edge_pending`.
+                if read_closed {
+                    source.read.closed.store(true, Ordering::Release);
+                }
+                if write_closed {
+                    source.write.closed.store(true, Ordering::Release);
+                }
+                let readable = ev.is_readable() || read_closed;
+                let writable = ev.is_writable() || write_closed;
                 polling.ready.push((source, readable, writable));
             }
         }

@@ -263,6 +263,45 @@ fn reads_after_a_short_read_see_later_and_earlier_data() {
 }
 
 #[test]
+fn eof_that_arrived_with_the_last_data_ends_the_next_read() {
+    // The peer's last bytes and its FIN arrive together while the reader is busy: one
+    // readiness edge announces both. The read that takes the bytes is short, and the read
+    // after it must return 0 at once rather than wait for an edge that will never come.
+    for model in [
+        Model::ManyToOne,
+        Model::ManyToMany { lwps: 2 },
+        Model::OneToOne,
+    ] {
+        let got = sync_support::watchdog_slow("eof with the last data", move || {
+            let rt = Runtime::new(model).unwrap();
+            rt.run(|| {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let peer = std::thread::spawn(move || {
+                    let mut s = std::net::TcpStream::connect(addr).unwrap();
+                    std::thread::sleep(Duration::from_millis(30));
+                    s.write_all(b"first").unwrap();
+                    std::thread::sleep(Duration::from_millis(30));
+                    s.write_all(b"last").unwrap();
+                    // Dropped: the FIN follows "last" at once.
+                });
+                let (mut s, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 64];
+                let n = s.read(&mut buf).unwrap(); // waits (registers), then short
+                let mut got = buf[..n].to_vec();
+                peer.join().unwrap(); // "last" and the FIN are both in
+                lwp::sleep(Duration::from_millis(20));
+                let n = s.read(&mut buf).unwrap(); // short again
+                got.extend_from_slice(&buf[..n]);
+                let eof = s.read(&mut buf).unwrap();
+                (String::from_utf8(got).unwrap(), eof)
+            })
+        });
+        assert_eq!(got, ("firstlast".to_string(), 0), "{model}");
+    }
+}
+
+#[test]
 fn lookup_host_resolves_on_the_blocking_pool_and_connect_uses_its_answer() {
     sync_support::watchdog_slow("lookup_host", || {
         let rt = Runtime::new(Model::ManyToOne).unwrap();
