@@ -30,8 +30,9 @@
 //! [`Builder`]), scoped ULTs that borrow from their spawner's stack ([`scope()`]), the LWP
 //! scheduler with work stealing and idle parking (`scheduler`), sysmon ([`sysmon`]), the
 //! blocking pool ([`blocking()`]), ULT-parking synchronisation primitives ([`sync`]) and
-//! channels ([`channel`]), timers ([`sleep`], [`park_timeout`]) and [`metrics`] with the
-//! exact TLP histogram. Everything that blocks parks only the calling ULT, and works from
+//! channels ([`channel`]), timers ([`sleep`], [`park_timeout`]), sockets ([`net`]), pipes
+//! and any other fd that epoll can watch ([`io`]), files on the blocking pool ([`fs`]),
+//! futures on ULTs ([`block_on`]) and [`metrics`] with the exact TLP histogram. Everything that blocks parks only the calling ULT, and works from
 //! plain kernel threads too (blocking the thread).
 
 #![warn(
@@ -49,7 +50,10 @@ pub mod hyper_rt;
 #[doc(hidden)]
 pub mod idle;
 pub mod metrics;
+// `#[macro_use]`: `io` (declared after it) builds its pipe ends with `net`'s macros.
+#[macro_use]
 pub mod net;
+pub mod io;
 mod one_to_one;
 mod reactor;
 mod runtime;

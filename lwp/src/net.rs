@@ -37,10 +37,12 @@ use crate::reactor::{poll_fd_blocking, Dir, Reactor, Source};
 /// Stream reads skip a system call that is sure to fail, as tokio does: a read that returned
 /// fewer bytes than asked proves the receive queue empty at that moment, so the next read
 /// waits for a new edge first unless one arrived since the read began
-/// (`Source::forget_edge` before it, `Source::edge_pending` after). A
+/// (`Source::forget_edge` before it, `Source::edge_pending` after) or the peer's close was
+/// reported (then the next read returns 0 at once: the edge that announced the last data
+/// announced the close too, and the read that took the data consumed it). A
 /// request-response connection then makes one `recv` per request instead of two (the second
 /// always failing with `EWOULDBLOCK`).
-struct Io {
+pub(crate) struct Io {
     /// Set on the first wait inside a runtime; `registering` makes that happen once.
     source: OnceLock<Arc<Source>>,
     registering: Mutex<()>,
@@ -92,6 +94,20 @@ fn is_would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
 
+/// Sets or clears `O_NONBLOCK` on `fd` with one `ioctl(FIONBIO)`, as std's
+/// `set_nonblocking` does for sockets; it works on any fd (pipes too). The flag belongs to
+/// the open file description, so duplicates of the fd (`try_clone`, a forked child's copy)
+/// see it as well.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let mut on = libc::c_int::from(on);
+    // SAFETY: `fd` is open for the call (borrowed); FIONBIO reads one `c_int` from the
+    // pointer, which is valid for the call.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONBIO, &mut on) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 impl Drop for Io {
     fn drop(&mut self) {
         if let Some(source) = self.source.take() {
@@ -115,7 +131,7 @@ impl Io {
         }
     }
 
-    fn timeout(&self, dir: Dir) -> Option<Duration> {
+    pub(crate) fn timeout(&self, dir: Dir) -> Option<Duration> {
         // Relaxed: a setting, not a synchronisation point (as a socket option would be).
         match self.timeout_cell(dir).load(Ordering::Relaxed) {
             NO_TIMEOUT => None,
@@ -123,7 +139,7 @@ impl Io {
         }
     }
 
-    fn set_timeout(&self, dir: Dir, t: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn set_timeout(&self, dir: Dir, t: Option<Duration>) -> io::Result<()> {
         check_timeout(t)?;
         // Longer than 584 years saturates just below `NO_TIMEOUT`.
         let ns = t.map_or(NO_TIMEOUT, |t| {
@@ -133,7 +149,7 @@ impl Io {
         Ok(())
     }
 
-    fn deadline(&self, dir: Dir) -> Option<Instant> {
+    pub(crate) fn deadline(&self, dir: Dir) -> Option<Instant> {
         self.timeout(dir)
             .and_then(|t| Instant::now().checked_add(t))
     }
@@ -169,7 +185,7 @@ impl Io {
     }
 
     /// Waits until `fd` may be ready in `dir`, within `dir`'s timeout (`TimedOut` if not).
-    fn ready(&self, fd: RawFd, dir: Dir) -> io::Result<()> {
+    pub(crate) fn ready(&self, fd: RawFd, dir: Dir) -> io::Result<()> {
         if self.wait(fd, dir, self.deadline(dir))? {
             Ok(())
         } else {
@@ -178,7 +194,7 @@ impl Io {
     }
 
     /// A stream read of at most `capacity` bytes through `op` (see the type's header).
-    fn read_stream(
+    pub(crate) fn read_stream(
         &self,
         fd: RawFd,
         capacity: usize,
@@ -213,7 +229,7 @@ impl Io {
     }
 
     /// Runs `op` until it does not return `WouldBlock`, waiting for readiness in between.
-    fn retry<R>(
+    pub(crate) fn retry<R>(
         &self,
         fd: RawFd,
         dir: Dir,
@@ -281,9 +297,9 @@ mod coop {
     }
 }
 
-/// Per-operation timeouts (`TimedOut` when one passes), for every socket type with an
+/// Read-side per-operation timeouts (`TimedOut` when one passes), for every type with an
 /// `io: Io` field; the expanding module needs `Duration` and `Dir` in scope.
-macro_rules! timeout_impls {
+macro_rules! read_timeout_impls {
     ($t:ident) => {
         impl $t {
             /// Read (receive) deadline per operation; `None` waits forever. `Some(0)` is an
@@ -292,15 +308,22 @@ macro_rules! timeout_impls {
                 self.io.set_timeout(Dir::Read, t)
             }
 
+            /// The read timeout.
+            pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+                Ok(self.io.timeout(Dir::Read))
+            }
+        }
+    };
+}
+
+/// The write side of [`read_timeout_impls`].
+macro_rules! write_timeout_impls {
+    ($t:ident) => {
+        impl $t {
             /// Write (send) deadline per operation; `None` waits forever. `Some(0)` is an
             /// error, like std.
             pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
                 self.io.set_timeout(Dir::Write, t)
-            }
-
-            /// The read timeout.
-            pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-                Ok(self.io.timeout(Dir::Read))
             }
 
             /// The write timeout.
@@ -311,41 +334,34 @@ macro_rules! timeout_impls {
     };
 }
 
-/// The stream surface [`TcpStream`] and [`UnixStream`] share: per-operation timeouts,
-/// readiness waits, non-waiting reads and writes, and `Read`/`Write` for the stream and for a
-/// shared reference to it (reads go through `Io::read_stream`). The type needs fields `io: Io`
-/// and `inner`, a std stream; the expanding module needs `Read`, `Write`, `IoSlice`,
-/// `IoSliceMut`, `Duration` and `Dir` in scope.
-macro_rules! stream_impls {
+/// Both directions' timeouts (the datagram socket, which has no stream surface).
+macro_rules! timeout_impls {
     ($t:ident) => {
-        timeout_impls!($t);
+        read_timeout_impls!($t);
+        write_timeout_impls!($t);
+    };
+}
+
+/// The read half of a byte stream ([`TcpStream`], [`UnixStream`], `lwp::io::PipeReader`):
+/// the read timeout, a readiness wait, a non-waiting read, and `Read` for the type and for a
+/// shared reference to it (reads go through `Io::read_stream`). The type needs fields
+/// `io: Io` and `inner`, a std type that `&inner` reads from; the expanding module needs
+/// `Read`, `IoSliceMut`, `Duration` and `Dir` in scope.
+macro_rules! read_impls {
+    ($t:ident) => {
+        read_timeout_impls!($t);
 
         impl $t {
-            /// Waits (parking only the ULT) until the socket may be readable; a later read
-            /// can still return `WouldBlock` through `try_read`. Honours the read timeout.
+            /// Waits (parking only the ULT) until there may be something to read; a later
+            /// read can still return `WouldBlock` through `try_read`. Honours the read
+            /// timeout.
             pub fn readable(&self) -> io::Result<()> {
                 self.io.ready(self.inner.as_raw_fd(), Dir::Read)
-            }
-
-            /// Waits (parking only the ULT) until the socket may be writable. Honours the write
-            /// timeout.
-            pub fn writable(&self) -> io::Result<()> {
-                self.io.ready(self.inner.as_raw_fd(), Dir::Write)
             }
 
             /// Reads without waiting: `WouldBlock` if no data is there (for poll-based adapters).
             pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
                 (&self.inner).read(buf)
-            }
-
-            /// Writes without waiting: `WouldBlock` if the send buffer is full.
-            pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-                (&self.inner).write(buf)
-            }
-
-            fn write_with<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
-                let dl = self.io.deadline(Dir::Write);
-                self.io.retry(self.inner.as_raw_fd(), Dir::Write, dl, op)
             }
         }
 
@@ -371,6 +387,34 @@ macro_rules! stream_impls {
                 self.io.read_stream(inner.as_raw_fd(), capacity, || {
                     (&*inner).read_vectored(bufs)
                 })
+            }
+        }
+    };
+}
+
+/// The write half of a byte stream ([`TcpStream`], [`UnixStream`], `lwp::io::PipeWriter`),
+/// as [`read_impls`]: the write timeout, a readiness wait, a non-waiting write, and `Write`
+/// for the type and for a shared reference to it. The expanding module needs `Write`,
+/// `IoSlice`, `Duration` and `Dir` in scope.
+macro_rules! write_impls {
+    ($t:ident) => {
+        write_timeout_impls!($t);
+
+        impl $t {
+            /// Waits (parking only the ULT) until there may be room to write. Honours the
+            /// write timeout.
+            pub fn writable(&self) -> io::Result<()> {
+                self.io.ready(self.inner.as_raw_fd(), Dir::Write)
+            }
+
+            /// Writes without waiting: `WouldBlock` if the buffer is full.
+            pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+                (&self.inner).write(buf)
+            }
+
+            fn write_with<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+                let dl = self.io.deadline(Dir::Write);
+                self.io.retry(self.inner.as_raw_fd(), Dir::Write, dl, op)
             }
         }
 
@@ -399,6 +443,15 @@ macro_rules! stream_impls {
                 Ok(())
             }
         }
+    };
+}
+
+/// The surface [`TcpStream`] and [`UnixStream`] share: both halves of [`read_impls`] and
+/// [`write_impls`].
+macro_rules! stream_impls {
+    ($t:ident) => {
+        read_impls!($t);
+        write_impls!($t);
     };
 }
 
@@ -726,25 +779,25 @@ impl UdpSocket {
 /// What every socket type has of its std twin and its fd: `from_std`/`into_std`, `TryFrom`,
 /// and the `AsFd`/`AsRawFd`/`IntoRawFd`/`FromRawFd` traits (`io` always dropped, which
 /// deregisters the fd, before the fd is handed on). The type needs fields `io: Io` and
-/// `inner: $std`.
+/// `inner: $std`; `lwp::io`'s pipe ends use it too.
 macro_rules! fd_impls {
     ($t:ident, $std:ty) => {
         impl $t {
-            /// Wraps the std socket (switching it to non-blocking mode).
+            /// Wraps the std type (switching its fd to non-blocking mode).
             pub fn from_std(inner: $std) -> io::Result<$t> {
-                inner.set_nonblocking(true)?;
+                $crate::net::set_nonblocking(inner.as_fd(), true)?;
                 Ok($t {
                     io: Io::default(),
                     inner,
                 })
             }
 
-            /// The std socket, back in blocking mode (timeouts set here are not carried
-            /// over).
+            /// The std type, its fd back in blocking mode (timeouts set here are not
+            /// carried over).
             pub fn into_std(self) -> io::Result<$std> {
                 let $t { io, inner } = self;
                 drop(io); // deregister before handing the fd on
-                inner.set_nonblocking(false)?;
+                $crate::net::set_nonblocking(inner.as_fd(), false)?;
                 Ok(inner)
             }
         }
@@ -773,11 +826,11 @@ macro_rules! fd_impls {
         }
         impl FromRawFd for $t {
             /// # Safety
-            /// `fd` must be an open socket of the right kind, owned by the caller.
+            /// `fd` must be an open file descriptor of the right kind, owned by the caller.
             unsafe fn from_raw_fd(fd: RawFd) -> $t {
                 // SAFETY: forwarded from the caller.
                 let inner = unsafe { <$std>::from_raw_fd(fd) };
-                let _ = inner.set_nonblocking(true);
+                let _ = $crate::net::set_nonblocking(inner.as_fd(), true);
                 $t {
                     io: Io::default(),
                     inner,

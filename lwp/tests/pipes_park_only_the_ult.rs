@@ -1,0 +1,286 @@
+//! `lwp::io`: a pipe read or write that must wait parks only its ULT (the counterpart of
+//! `ult`'s lecture test, where a blocking pipe read stops every ULT of a many-to-one
+//! executor), under every model; EOF, back-pressure, timeouts, use outside a runtime, std
+//! conversions, and `Pollable` over a child process's stdout and an fd it must refuse.
+
+mod sync_support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lwp::io::{pipe, PipeReader, Pollable};
+use lwp::{Model, Runtime};
+use sync_support::watchdog_slow;
+
+const MODELS: [Model; 3] = [
+    Model::ManyToOne,
+    Model::OneToOne,
+    Model::ManyToMany { lwps: 2 },
+];
+
+/// Whether `O_NONBLOCK` is set on `fd`.
+fn is_nonblocking(fd: impl AsFd) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_GETFL on a borrowed, open fd reads only its flags.
+    let flags = unsafe { libc::fcntl(fd.as_fd().as_raw_fd(), libc::F_GETFL) };
+    assert!(flags >= 0, "fcntl: {}", std::io::Error::last_os_error());
+    flags & libc::O_NONBLOCK != 0
+}
+
+#[test]
+fn a_ult_waiting_on_a_pipe_leaves_its_only_lwp_to_the_others() {
+    watchdog_slow("pipe on one LWP", || {
+        let rt = Runtime::new(Model::ManyToOne).unwrap();
+        let (reader, mut writer) = pipe().unwrap();
+        // A kernel thread writes after 200 ms: under `ult`'s executor a blocking read would
+        // stop every ULT for that long.
+        let late_writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            writer.write_all(b"late").unwrap();
+        });
+        let (ticks_before_data, waited) = rt.run(move || {
+            let ticks = Arc::new(AtomicUsize::new(0));
+            let ticker = lwp::spawn({
+                let ticks = ticks.clone();
+                move || {
+                    for _ in 0..100 {
+                        lwp::sleep(Duration::from_millis(1));
+                        ticks.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+            let start = Instant::now();
+            let mut reader = reader;
+            let mut buf = [0u8; 4];
+            reader.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"late");
+            let seen = ticks.load(Ordering::SeqCst);
+            ticker.join().unwrap();
+            (seen, start.elapsed())
+        });
+        late_writer.join().unwrap();
+        assert!(
+            waited >= Duration::from_millis(150),
+            "read returned after {waited:?}"
+        );
+        // 200 ms of 1 ms sleeps: far more than 20 ticks if the LWP kept running them.
+        assert!(
+            ticks_before_data >= 20,
+            "only {ticks_before_data} ticks while the read waited: the LWP was blocked"
+        );
+    });
+}
+
+#[test]
+fn a_pipe_carries_a_stream_to_eof_under_every_model() {
+    watchdog_slow("pipe stream", || {
+        for model in MODELS {
+            let rt = Runtime::new(model).unwrap();
+            let received = rt.run(|| {
+                let (mut reader, writer) = pipe().unwrap();
+                let writers: Vec<_> = (0..4u8)
+                    .map(|w| {
+                        let mut writer = writer.try_clone().unwrap();
+                        lwp::spawn(move || {
+                            for _ in 0..100 {
+                                // One byte per write: atomic, so each writer's count holds.
+                                writer.write_all(&[w]).unwrap();
+                                lwp::yield_now();
+                            }
+                        })
+                    })
+                    .collect();
+                drop(writer);
+                let mut all = Vec::new();
+                reader.read_to_end(&mut all).unwrap(); // EOF once every clone is gone
+                for w in writers {
+                    w.join().unwrap();
+                }
+                all
+            });
+            assert_eq!(received.len(), 400, "{model:?}");
+            for w in 0..4u8 {
+                assert_eq!(
+                    received.iter().filter(|&&b| b == w).count(),
+                    100,
+                    "{model:?}"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn a_full_pipe_parks_the_writer_until_a_reader_on_the_same_lwp_drains_it() {
+    watchdog_slow("pipe back-pressure", || {
+        // One LWP: a writer that blocked its kernel thread on the full pipe (64 KiB) would
+        // never let the reader run, and the test would hang.
+        let rt = Runtime::new(Model::ManyToOne).unwrap();
+        let total = rt.run(|| {
+            let (mut reader, mut writer) = pipe().unwrap();
+            let producer = lwp::spawn(move || {
+                let chunk = vec![7u8; 64 * 1024];
+                for _ in 0..16 {
+                    writer.write_all(&chunk).unwrap();
+                }
+            });
+            let mut total = 0usize;
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match reader.read(&mut buf).unwrap() {
+                    0 => break,
+                    n => {
+                        assert!(buf[..n].iter().all(|&b| b == 7));
+                        total += n;
+                    }
+                }
+            }
+            producer.join().unwrap();
+            total
+        });
+        assert_eq!(total, 16 * 64 * 1024);
+    });
+}
+
+#[test]
+fn pipe_timeouts_fail_with_timed_out_and_lose_nothing() {
+    watchdog_slow("pipe timeouts", || {
+        for model in MODELS {
+            let rt = Runtime::new(model).unwrap();
+            rt.run(move || {
+                let (mut reader, mut writer) = pipe().unwrap();
+                assert_eq!(reader.read_timeout().unwrap(), None);
+                assert_eq!(
+                    reader
+                        .set_read_timeout(Some(Duration::ZERO))
+                        .unwrap_err()
+                        .kind(),
+                    ErrorKind::InvalidInput
+                );
+                reader
+                    .set_read_timeout(Some(Duration::from_millis(50)))
+                    .unwrap();
+                let start = Instant::now();
+                let err = reader.read(&mut [0u8; 8]).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::TimedOut, "{model:?}");
+                assert!(start.elapsed() >= Duration::from_millis(45), "{model:?}");
+                // Data that comes after the timeout is still there for the next read.
+                writer.write_all(b"after").unwrap();
+                let mut buf = [0u8; 5];
+                reader.read_exact(&mut buf).unwrap();
+                assert_eq!(&buf, b"after");
+
+                // A writer whose reader never reads times out once the pipe is full.
+                writer
+                    .set_write_timeout(Some(Duration::from_millis(50)))
+                    .unwrap();
+                let chunk = [0u8; 4096];
+                let mut written = 0usize;
+                let err = loop {
+                    match writer.write(&chunk) {
+                        Ok(n) => written += n,
+                        Err(e) => break e,
+                    }
+                };
+                assert_eq!(err.kind(), ErrorKind::TimedOut, "{model:?}");
+                assert!(
+                    written >= 4096,
+                    "{model:?}: wrote {written} before the timeout"
+                );
+            });
+        }
+    });
+}
+
+#[test]
+fn pipes_work_on_plain_threads_and_convert_to_and_from_std() {
+    watchdog_slow("pipe outside a runtime", || {
+        // Outside any runtime the waits are poll(2) on the calling thread.
+        let (mut reader, writer) = pipe().unwrap();
+        assert!(is_nonblocking(&reader));
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            (&writer).write_all(b"plain").unwrap();
+            writer
+        });
+        let mut buf = [0u8; 5];
+        reader.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"plain");
+        let writer = t.join().unwrap();
+
+        // Back to std in blocking mode, and in again.
+        let std_reader = reader.into_std().unwrap();
+        assert!(!is_nonblocking(&std_reader));
+        let mut std_writer = writer.into_std().unwrap();
+        std_writer.write_all(b"x").unwrap();
+        let mut reader = PipeReader::try_from(std_reader).unwrap();
+        assert!(is_nonblocking(&reader));
+        let mut one = [0u8; 1];
+        reader.read_exact(&mut one).unwrap();
+        assert_eq!(&one, b"x");
+        assert_eq!(
+            reader.try_read(&mut one).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
+    });
+}
+
+#[test]
+fn pollable_reads_a_child_process_without_blocking_the_lwp() {
+    watchdog_slow("pollable child stdout", || {
+        let rt = Runtime::new(Model::ManyToOne).unwrap();
+        let (out, ticks_meanwhile) = rt.run(|| {
+            let mut child = std::process::Command::new("sh")
+                .args(["-c", "sleep 0.2; echo from the child"])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stdout = Pollable::new(child.stdout.take().unwrap()).unwrap();
+            let ticks = Arc::new(AtomicUsize::new(0));
+            let ticker = lwp::spawn({
+                let ticks = ticks.clone();
+                move || {
+                    for _ in 0..100 {
+                        lwp::sleep(Duration::from_millis(1));
+                        ticks.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+            let mut stdout = stdout;
+            let mut out = String::new();
+            stdout.read_to_string(&mut out).unwrap();
+            let seen = ticks.load(Ordering::SeqCst);
+            ticker.join().unwrap();
+            assert!(lwp::blocking(move || child.wait()).unwrap().success());
+            // Back in blocking mode for whoever gets it next.
+            let stdout = stdout.into_inner().unwrap();
+            assert!(!is_nonblocking(&stdout));
+            (out, seen)
+        });
+        assert_eq!(out, "from the child\n");
+        assert!(
+            ticks_meanwhile >= 20,
+            "only {ticks_meanwhile} ticks while the read waited: the LWP was blocked"
+        );
+    });
+}
+
+#[test]
+fn pollable_refuses_regular_files_and_directories() {
+    let file = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
+    let err = Pollable::new(file).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("lwp::fs"), "{err}");
+    let dir = std::fs::File::open(std::env::temp_dir()).unwrap();
+    assert_eq!(
+        Pollable::new(dir).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    // A refused fd stays as it was.
+    let file = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
+    let _ = Pollable::new(file.try_clone().unwrap());
+    assert!(!is_nonblocking(&file));
+}
