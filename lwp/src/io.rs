@@ -10,8 +10,9 @@
 //! (the kernel thread blocks, as with std). Timeouts are deadlines on those waits and fail
 //! with [`io::ErrorKind::TimedOut`]. A pipe read that returns fewer bytes than asked proves
 //! the pipe empty, so the next read waits for a new edge without a failing `read` first, as
-//! for stream sockets; [`Pollable`] makes no such assumption (a terminal in canonical mode
-//! returns one line per read however many are buffered).
+//! for stream sockets (a packet-mode pipe, `O_DIRECT`, returns one packet per read: wrap
+//! such an fd in a [`Pollable`]); [`Pollable`] makes no such assumption (a terminal in
+//! canonical mode returns one line per read however many are buffered).
 //!
 //! Invariants and caveats:
 //! - Every type here declares its `io` field (the reactor registration) before the fd it
