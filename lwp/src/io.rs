@@ -22,7 +22,9 @@
 //! - `O_NONBLOCK` belongs to the open file description, not to the fd: duplicates of it (a
 //!   `try_clone`, the copy a child process inherited, the terminal another process shares)
 //!   become non-blocking too, as with tokio's and async-io's wrappers. Hand a pipe end to a
-//!   child process through `into_std`, which switches it back.
+//!   child process through `into_std`, which switches it back. A [`Pollable`] switches its
+//!   fd back when dropped if it found it in blocking mode, so wrapping a shared terminal
+//!   leaves it as it was.
 //! - [`Pollable::new`] refuses regular files and directories: they are always ready, so a
 //!   read of a slow disk would block the LWP however it waited. [`crate::fs`] runs file I/O
 //!   on the blocking pool instead.
@@ -128,7 +130,9 @@ fd_impls!(PipeWriter, io::PipeWriter);
 /// (a `recvmsg`, an eventfd read) the same way.
 ///
 /// `new` switches the fd to non-blocking mode (for every duplicate of it too: see the
-/// module header) and `into_inner` switches it back.
+/// module header); `into_inner`, or dropping the `Pollable`, switches it back if it was in
+/// blocking mode before. (A process that exits without dropping it, or aborts, leaves a
+/// shared terminal non-blocking for the shell after it.)
 ///
 /// ```
 /// use std::io::Read;
@@ -153,9 +157,48 @@ fd_impls!(PipeWriter, io::PipeWriter);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Pollable<T> {
-    // Field order matters: `io` drops (deregisters) before `inner` closes the fd.
+    // Field order matters: `io` drops (deregisters) and `restore` runs before `inner` closes
+    // the fd.
     io: Io,
+    restore: RestoreBlocking,
     inner: T,
+}
+
+/// Switches an fd that [`Pollable::new`] found in blocking mode back to it when the
+/// `Pollable` goes away, so that a shared open file description (a terminal, a pipe a child
+/// process holds) is left as it was found. It holds only the fd's number: its `Pollable`
+/// declares it before `inner`, which keeps the fd open until this has run.
+struct RestoreBlocking(Option<RawFd>);
+
+impl RestoreBlocking {
+    /// Restores now, reporting a failure (the drop ignores it).
+    fn restore(mut self) -> io::Result<()> {
+        match self.0.take() {
+            // SAFETY: as in `drop`: the owning `Pollable`'s `inner` still holds the fd open.
+            Some(fd) => set_nonblocking(unsafe { BorrowedFd::borrow_raw(fd) }, false),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RestoreBlocking {
+    fn drop(&mut self) {
+        if let Some(fd) = self.0.take() {
+            // SAFETY: this guard's `Pollable` declares it before `inner`, which owns the fd
+            // and closes it only after this runs (or, in `into_inner`, hands it on after).
+            let _ = set_nonblocking(unsafe { BorrowedFd::borrow_raw(fd) }, false);
+        }
+    }
+}
+
+/// Whether `O_NONBLOCK` is set on `fd`.
+fn is_nonblocking(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: F_GETFL on an open (borrowed) fd only reads its status flags.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(flags & libc::O_NONBLOCK != 0)
 }
 
 impl<T: AsFd> Pollable<T> {
@@ -173,9 +216,16 @@ impl<T: AsFd> Pollable<T> {
                  blocking pool",
             ));
         }
-        set_nonblocking(inner.as_fd(), true)?;
+        let restore = match is_nonblocking(inner.as_fd())? {
+            true => RestoreBlocking(None),
+            false => {
+                set_nonblocking(inner.as_fd(), true)?;
+                RestoreBlocking(Some(inner.as_fd().as_raw_fd()))
+            }
+        };
         Ok(Pollable {
             io: Io::default(),
+            restore,
             inner,
         })
     }
@@ -186,12 +236,12 @@ impl<T: AsFd> Pollable<T> {
         &self.inner
     }
 
-    /// The wrapped value, its fd back in blocking mode (timeouts set here are not carried
-    /// over).
+    /// The wrapped value, its fd back in the mode `new` found it in (timeouts set here are
+    /// not carried over). Dropping the `Pollable` restores the mode too.
     pub fn into_inner(self) -> io::Result<T> {
-        let Pollable { io, inner } = self;
+        let Pollable { io, restore, inner } = self;
         drop(io); // deregister before handing the fd on
-        set_nonblocking(inner.as_fd(), false)?;
+        restore.restore()?;
         Ok(inner)
     }
 
@@ -281,7 +331,7 @@ impl<T: AsFd> Pollable<T> {
     fn read_with_mut<R>(&mut self, mut op: impl FnMut(&mut T) -> io::Result<R>) -> io::Result<R> {
         let fd = self.raw_fd();
         let deadline = self.io.deadline(Dir::Read);
-        let Pollable { io, inner } = self;
+        let Pollable { io, inner, .. } = self;
         io.retry(fd, Dir::Read, deadline, || op(inner))
     }
 
@@ -289,7 +339,7 @@ impl<T: AsFd> Pollable<T> {
     fn write_with_mut<R>(&mut self, mut op: impl FnMut(&mut T) -> io::Result<R>) -> io::Result<R> {
         let fd = self.raw_fd();
         let deadline = self.io.deadline(Dir::Write);
-        let Pollable { io, inner } = self;
+        let Pollable { io, inner, .. } = self;
         io.retry(fd, Dir::Write, deadline, || op(inner))
     }
 }

@@ -284,3 +284,25 @@ fn pollable_refuses_regular_files_and_directories() {
     let _ = Pollable::new(file.try_clone().unwrap());
     assert!(!is_nonblocking(&file));
 }
+
+#[test]
+fn pollable_leaves_a_shared_fd_in_the_mode_it_found_it_in() {
+    let (reader, _writer) = std::io::pipe().unwrap();
+    // A duplicate shares the open file description, as a child's or a terminal's would.
+    let other_holder = reader.try_clone().unwrap();
+    let pollable = Pollable::new(reader).unwrap();
+    assert!(is_nonblocking(&other_holder));
+    drop(pollable);
+    assert!(
+        !is_nonblocking(&other_holder),
+        "dropping did not restore blocking mode"
+    );
+
+    // An fd that was non-blocking already stays so, through drop and into_inner.
+    let (reader, _writer) = pipe().unwrap();
+    let other_holder = reader.try_clone().unwrap();
+    drop(Pollable::new(reader).unwrap());
+    assert!(is_nonblocking(&other_holder));
+    let inner = Pollable::new(other_holder).unwrap().into_inner().unwrap();
+    assert!(is_nonblocking(&inner));
+}
