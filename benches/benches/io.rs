@@ -4,6 +4,10 @@
 //!   exchange 64 bytes over loopback; one iteration is write + read on each side, with each
 //!   read parking on the reactor.
 //! - `std/tcp_echo_round_trip`: the same with std sockets and a kernel thread per side.
+//! - `lwp/pipe_round_trip` and `std/pipe_round_trip`: one byte there and back through two
+//!   pipes, between two ULTs on a one-LWP runtime (`lwp::io::pipe`: each read parks its ULT
+//!   and the other runs, no kernel switch) and between two kernel threads (std's pipes: each
+//!   read blocks its thread, a kernel switch each way, as lmbench's `lat_pipe`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::io::{Read, Write};
@@ -65,5 +69,53 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// One iteration: a byte from the measuring side to the echoing side and back.
+fn pipe_round_trips<R: Read, W: Write>(
+    n: u64,
+    (mut from_echo, mut to_echo): (R, W),
+) -> std::time::Duration {
+    let mut byte = [1u8];
+    let t = Instant::now();
+    for _ in 0..n {
+        to_echo.write_all(&byte).unwrap();
+        from_echo.read_exact(&mut byte).unwrap();
+    }
+    t.elapsed()
+}
+
+/// The echoing side: returns every byte until its input reaches EOF.
+fn pipe_echo<R: Read, W: Write>(mut input: R, mut output: W) {
+    let mut byte = [0u8];
+    while let Ok(()) = input.read_exact(&mut byte) {
+        output.write_all(&byte).unwrap();
+    }
+}
+
+fn bench_pipes(c: &mut Criterion) {
+    let rt = lwp::Runtime::new(lwp::Model::ManyToOne).unwrap();
+    c.bench_function("lwp/pipe_round_trip", |b| {
+        b.iter_custom(|n| {
+            rt.run(move || {
+                let (echo_in, to_echo) = lwp::io::pipe().unwrap();
+                let (from_echo, echo_out) = lwp::io::pipe().unwrap();
+                let echo = lwp::spawn(move || pipe_echo(echo_in, echo_out));
+                let e = pipe_round_trips(n, (from_echo, to_echo));
+                echo.join().unwrap();
+                e
+            })
+        })
+    });
+    c.bench_function("std/pipe_round_trip", |b| {
+        b.iter_custom(|n| {
+            let (echo_in, to_echo) = std::io::pipe().unwrap();
+            let (from_echo, echo_out) = std::io::pipe().unwrap();
+            let echo = std::thread::spawn(move || pipe_echo(echo_in, echo_out));
+            let e = pipe_round_trips(n, (from_echo, to_echo));
+            echo.join().unwrap();
+            e
+        })
+    });
+}
+
+criterion_group!(benches, bench, bench_pipes);
 criterion_main!(benches);
