@@ -31,8 +31,9 @@
 //! scheduler with work stealing and idle parking (`scheduler`), sysmon ([`sysmon`]), the
 //! blocking pool ([`blocking()`]), ULT-parking synchronisation primitives ([`sync`]) and
 //! channels ([`channel`]), timers ([`sleep`], [`park_timeout`]), sockets ([`net`]), pipes
-//! and any other fd that epoll can watch ([`io`]), files on the blocking pool ([`fs`]),
-//! futures on ULTs ([`block_on`]) and [`metrics`] with the exact TLP histogram. Everything that blocks parks only the calling ULT, and works from
+//! and any other fd that epoll can watch ([`io`]), child processes ([`process`]), files on
+//! the blocking pool ([`fs`]), futures on ULTs ([`block_on`]) and [`metrics`] with the
+//! exact TLP histogram. Everything that blocks parks only the calling ULT, and works from
 //! plain kernel threads too (blocking the thread).
 
 #![warn(
@@ -55,6 +56,7 @@ pub mod metrics;
 pub mod net;
 pub mod io;
 mod one_to_one;
+pub mod process;
 mod reactor;
 mod runtime;
 mod scheduler;
