@@ -7,13 +7,11 @@ mod sync_support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lwp::io::{pipe, PipeReader, Pollable};
 use lwp::{Model, Runtime};
-use sync_support::watchdog_slow;
+use sync_support::{one_lwp_beside_a_ticker, watchdog_slow};
 
 const MODELS: [Model; 3] = [
     Model::ManyToOne,
@@ -33,7 +31,6 @@ fn is_nonblocking(fd: impl AsFd) -> bool {
 #[test]
 fn a_ult_waiting_on_a_pipe_leaves_its_only_lwp_to_the_others() {
     watchdog_slow("pipe on one LWP", || {
-        let rt = Runtime::new(Model::ManyToOne).unwrap();
         let (reader, mut writer) = pipe().unwrap();
         // A kernel thread writes after 200 ms: under `ult`'s executor a blocking read would
         // stop every ULT for that long.
@@ -41,25 +38,13 @@ fn a_ult_waiting_on_a_pipe_leaves_its_only_lwp_to_the_others() {
             std::thread::sleep(Duration::from_millis(200));
             writer.write_all(b"late").unwrap();
         });
-        let (ticks_before_data, waited) = rt.run(move || {
-            let ticks = Arc::new(AtomicUsize::new(0));
-            let ticker = lwp::spawn({
-                let ticks = ticks.clone();
-                move || {
-                    for _ in 0..100 {
-                        lwp::sleep(Duration::from_millis(1));
-                        ticks.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-            });
+        let (waited, ticks_before_data) = one_lwp_beside_a_ticker(move || {
             let start = Instant::now();
             let mut reader = reader;
             let mut buf = [0u8; 4];
             reader.read_exact(&mut buf).unwrap();
             assert_eq!(&buf, b"late");
-            let seen = ticks.load(Ordering::SeqCst);
-            ticker.join().unwrap();
-            (seen, start.elapsed())
+            start.elapsed()
         });
         late_writer.join().unwrap();
         assert!(
@@ -231,34 +216,21 @@ fn pipes_work_on_plain_threads_and_convert_to_and_from_std() {
 #[test]
 fn pollable_reads_a_child_process_without_blocking_the_lwp() {
     watchdog_slow("pollable child stdout", || {
-        let rt = Runtime::new(Model::ManyToOne).unwrap();
-        let (out, ticks_meanwhile) = rt.run(|| {
+        let (out, ticks_meanwhile) = one_lwp_beside_a_ticker(|| {
             let mut child = std::process::Command::new("sh")
                 .args(["-c", "sleep 0.2; echo from the child"])
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap();
             let stdout = Pollable::new(child.stdout.take().unwrap()).unwrap();
-            let ticks = Arc::new(AtomicUsize::new(0));
-            let ticker = lwp::spawn({
-                let ticks = ticks.clone();
-                move || {
-                    for _ in 0..100 {
-                        lwp::sleep(Duration::from_millis(1));
-                        ticks.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-            });
             let mut stdout = stdout;
             let mut out = String::new();
             stdout.read_to_string(&mut out).unwrap();
-            let seen = ticks.load(Ordering::SeqCst);
-            ticker.join().unwrap();
             assert!(lwp::blocking(move || child.wait()).unwrap().success());
             // Back in blocking mode for whoever gets it next.
             let stdout = stdout.into_inner().unwrap();
             assert!(!is_nonblocking(&stdout));
-            (out, seen)
+            out
         });
         assert_eq!(out, "from the child\n");
         assert!(

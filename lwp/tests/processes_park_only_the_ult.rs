@@ -7,40 +7,16 @@ mod sync_support;
 use std::io::{ErrorKind, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lwp::process::Command;
 use lwp::{Model, Runtime};
-use sync_support::watchdog_slow;
-
-/// Runs `f` in a ULT of a one-LWP runtime beside a ULT that sleeps 1 ms at a time; returns
-/// what `f` returned and how many sleeps the neighbour finished meanwhile.
-fn beside_a_ticker<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> (T, usize) {
-    let rt = Runtime::new(Model::ManyToOne).unwrap();
-    rt.run(move || {
-        let ticks = Arc::new(AtomicUsize::new(0));
-        let ticker = lwp::spawn({
-            let ticks = ticks.clone();
-            move || {
-                for _ in 0..100 {
-                    lwp::sleep(Duration::from_millis(1));
-                    ticks.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        });
-        let out = f();
-        let seen = ticks.load(Ordering::SeqCst);
-        ticker.join().unwrap();
-        (out, seen)
-    })
-}
+use sync_support::{one_lwp_beside_a_ticker, watchdog_slow};
 
 #[test]
 fn waiting_for_a_child_leaves_the_only_lwp_to_the_others() {
     watchdog_slow("process wait", || {
-        let ((status, waited), ticks) = beside_a_ticker(|| {
+        let ((status, waited), ticks) = one_lwp_beside_a_ticker(|| {
             let start = Instant::now();
             let status = Command::new("sleep").arg("0.2").status().unwrap();
             (status, start.elapsed())

@@ -93,3 +93,33 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_default()
 }
+
+/// Runs `f` in a ULT of a one-LWP (many-to-one) `lwp` runtime beside a ULT that sleeps 1 ms
+/// at a time, 100 times; returns what `f` returned and how many sleeps the neighbour had
+/// finished when `f` returned. An `f` that blocks the LWP for 200 ms sees none; one that
+/// parks only its ULT sees most of 200.
+pub fn one_lwp_beside_a_ticker<T, F>(f: F) -> (T, usize)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let rt = lwp::Runtime::new(lwp::Model::ManyToOne).expect("a one-LWP runtime");
+    rt.run(move || {
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let ticker = lwp::spawn({
+            let ticks = ticks.clone();
+            move || {
+                for _ in 0..100 {
+                    lwp::sleep(Duration::from_millis(1));
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        let out = f();
+        let seen = ticks.load(Ordering::SeqCst);
+        ticker.join().expect("the ticker does not panic");
+        (out, seen)
+    })
+}
