@@ -73,6 +73,12 @@ impl<T> JoinHandle<T> {
     ///
     /// Inside a ULT only the caller parks; on a plain kernel thread the thread blocks.
     /// Inlined so the park switch sits at the caller's call depth (see `yield_now`).
+    ///
+    /// ```
+    /// let outcome = ult::run(|| ult::spawn(|| -> u32 { panic!("oops") }).join());
+    /// let payload = outcome.unwrap_err();
+    /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"oops"));
+    /// ```
     #[inline]
     pub fn join(self) -> std::thread::Result<T> {
         let header = &self.cell.header;
@@ -91,6 +97,16 @@ impl<T> JoinHandle<T> {
     }
 
     /// Whether the ULT has finished (returned or panicked). Does not block.
+    ///
+    /// ```
+    /// ult::run(|| {
+    ///     let child = ult::spawn(|| 42);
+    ///     assert!(!child.is_finished()); // queued, not run yet
+    ///     ult::yield_now();
+    ///     assert!(child.is_finished());
+    ///     assert_eq!(child.join().unwrap(), 42);
+    /// });
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.cell.header.is_finished()
     }

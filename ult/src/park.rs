@@ -77,6 +77,30 @@ pub fn unparker() -> Unparker {
 
 /// Blocks the caller until its unparker is used (or returns at once if it already was).
 /// Inside a ULT only the ULT waits; its kernel thread runs other ULTs meanwhile.
+///
+/// A park may end early (a stale token, a timeout elsewhere), so wait for a condition in a
+/// loop, as with `std::thread::park`:
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// ult::run(|| {
+///     let ready = Arc::new(AtomicBool::new(false));
+///     let waiter = ult::spawn({
+///         let ready = ready.clone();
+///         move || {
+///             while !ready.load(Ordering::Acquire) {
+///                 ult::park(); // only this ULT waits
+///             }
+///         }
+///     });
+///     ult::yield_now(); // let it start and park
+///     ready.store(true, Ordering::Release);
+///     waiter.ult().unpark();
+///     waiter.join().unwrap();
+/// });
+/// ```
 #[inline]
 pub fn park() {
     match raw::current_header() {
@@ -86,6 +110,15 @@ pub fn park() {
 }
 
 /// Like [`park`], but returns after `timeout` at the latest.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// ult::run(|| {
+///     let start = Instant::now();
+///     ult::park_timeout(Duration::from_millis(10)); // nobody unparks: the timer does
+///     assert!(start.elapsed() >= Duration::from_millis(10));
+/// });
+/// ```
 pub fn park_timeout(timeout: Duration) {
     match Instant::now().checked_add(timeout) {
         Some(deadline) => park_deadline(deadline),
@@ -117,6 +150,23 @@ pub fn park_deadline(deadline: Instant) {
 
 /// Puts the running ULT at the back of its run queue so others can run. Outside a ULT it is
 /// `std::thread::yield_now`.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// let order = ult::run(|| {
+///     let order = Arc::new(Mutex::new(Vec::new()));
+///     let other = ult::spawn({
+///         let order = order.clone();
+///         move || order.lock().unwrap().push("other")
+///     });
+///     order.lock().unwrap().push("first");
+///     ult::yield_now(); // the queued ULT runs before this one continues
+///     order.lock().unwrap().push("after the yield");
+///     other.join().unwrap();
+///     Arc::try_unwrap(order).unwrap().into_inner().unwrap()
+/// });
+/// assert_eq!(order, ["first", "other", "after the yield"]);
+/// ```
 #[inline]
 pub fn yield_now() {
     if !raw::yield_current() {
@@ -126,6 +176,20 @@ pub fn yield_now() {
 
 /// Blocks the caller for at least `dur`: inside a ULT only the ULT sleeps (on its runtime's
 /// timers), outside it is `std::thread::sleep`.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let elapsed = ult::run(|| {
+///     let start = Instant::now();
+///     // Two ULTs sleep at once on one kernel thread: about 20 ms in all, not 40.
+///     let a = ult::spawn(|| ult::sleep(Duration::from_millis(20)));
+///     let b = ult::spawn(|| ult::sleep(Duration::from_millis(20)));
+///     a.join().unwrap();
+///     b.join().unwrap();
+///     start.elapsed()
+/// });
+/// assert!(elapsed >= Duration::from_millis(20));
+/// ```
 pub fn sleep(dur: Duration) {
     match Instant::now().checked_add(dur) {
         Some(deadline) => sleep_until(deadline),
