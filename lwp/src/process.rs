@@ -5,9 +5,9 @@
 //! reactor: a pidfd (`pidfd_open(2)`, Linux 5.3 and later) becomes readable when the child
 //! exits, so a wait is a readiness wait like a socket read.
 //!
-//! Where `pidfd_open` is unavailable (an older kernel, a seccomp filter) a wait polls
-//! `try_wait` with sleeps that grow from 1 ms to 50 ms: still only the ULT waits, at the cost
-//! of up to 50 ms of latency.
+//! Where `pidfd_open` is unavailable (an older kernel, a seccomp filter), or a wait on the
+//! pidfd fails, a wait polls `try_wait` with sleeps that grow from 1 ms to 50 ms: still only
+//! the ULT waits, at the cost of up to 50 ms of latency.
 //!
 //! Invariants: a [`Child`] holds its pidfd from `spawn` until it is dropped; the child is
 //! reaped only by `std::process::Child`'s own `wait`/`try_wait`, after the pidfd said it
@@ -251,11 +251,14 @@ impl Child {
             if let Some(status) = self.inner.try_wait()? {
                 return Ok(status);
             }
-            match &self.exited {
-                // Readable once the child has exited (the first wait may return at once:
-                // a new registration starts out "maybe ready").
-                Some(pidfd) => pidfd.readable()?,
-                None => {
+            // Readable once the child has exited (the first wait may return at once: a new
+            // registration starts out "maybe ready"). A pidfd the reactor cannot take (an
+            // error from the wait) falls back to polling from then on.
+            let waited = self.exited.as_ref().map(|pidfd| pidfd.readable());
+            match waited {
+                Some(Ok(())) => {}
+                Some(Err(_)) | None => {
+                    self.exited = None;
                     crate::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_millis(50));
                 }
