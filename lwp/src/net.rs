@@ -760,14 +760,89 @@ impl UdpSocket {
         UdpSocket::from_std(self.inner.try_clone()?)
     }
 
+    /// Like `recv`, leaving the datagram queued.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let dl = self.io.deadline(Dir::Read);
+        self.io.retry(self.inner.as_raw_fd(), Dir::Read, dl, || {
+            self.inner.peek(buf)
+        })
+    }
+
     /// `SO_BROADCAST`.
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
         self.inner.set_broadcast(on)
     }
 
+    /// Whether `SO_BROADCAST` is set.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.inner.broadcast()
+    }
+
     /// `IP_TTL`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.inner.set_ttl(ttl)
+    }
+
+    /// The `IP_TTL` value.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.ttl()
+    }
+
+    /// Joins an IPv4 multicast group on the interface with address `interface`
+    /// (`0.0.0.0`: the system's choice).
+    pub fn join_multicast_v4(
+        &self,
+        multiaddr: &std::net::Ipv4Addr,
+        interface: &std::net::Ipv4Addr,
+    ) -> io::Result<()> {
+        self.inner.join_multicast_v4(multiaddr, interface)
+    }
+
+    /// Joins an IPv6 multicast group on interface number `interface` (0: any).
+    pub fn join_multicast_v6(
+        &self,
+        multiaddr: &std::net::Ipv6Addr,
+        interface: u32,
+    ) -> io::Result<()> {
+        self.inner.join_multicast_v6(multiaddr, interface)
+    }
+
+    /// Leaves an IPv4 multicast group (see [`UdpSocket::join_multicast_v4`]).
+    pub fn leave_multicast_v4(
+        &self,
+        multiaddr: &std::net::Ipv4Addr,
+        interface: &std::net::Ipv4Addr,
+    ) -> io::Result<()> {
+        self.inner.leave_multicast_v4(multiaddr, interface)
+    }
+
+    /// Leaves an IPv6 multicast group (see [`UdpSocket::join_multicast_v6`]).
+    pub fn leave_multicast_v6(
+        &self,
+        multiaddr: &std::net::Ipv6Addr,
+        interface: u32,
+    ) -> io::Result<()> {
+        self.inner.leave_multicast_v6(multiaddr, interface)
+    }
+
+    /// `IP_MULTICAST_LOOP`: whether this host's own multicast datagrams come back to it.
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        self.inner.set_multicast_loop_v4(on)
+    }
+
+    /// The `IP_MULTICAST_LOOP` value.
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        self.inner.multicast_loop_v4()
+    }
+
+    /// `IP_MULTICAST_TTL`.
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        self.inner.set_multicast_ttl_v4(ttl)
+    }
+
+    /// The `IP_MULTICAST_TTL` value.
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        self.inner.multicast_ttl_v4()
     }
 
     /// Pending socket error (`SO_ERROR`).

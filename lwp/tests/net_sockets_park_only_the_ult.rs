@@ -187,6 +187,32 @@ fn udp_round_trip_and_timeout() {
             a.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
             let e = a.recv_from(&mut buf).unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+
+            // A connected pair: peek waits (parking) and leaves the datagram for recv.
+            let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+            c.connect(a.local_addr().unwrap()).unwrap();
+            a.connect(c.local_addr().unwrap()).unwrap();
+            let sender = lwp::spawn(move || {
+                lwp::sleep(Duration::from_millis(10));
+                c.send(b"peeked").unwrap();
+                c
+            });
+            let mut peeked = [0u8; 6];
+            assert_eq!(a.peek(&mut peeked).unwrap(), 6);
+            let mut got = [0u8; 6];
+            assert_eq!(a.recv(&mut got).unwrap(), 6);
+            assert_eq!((&peeked, &got), (b"peeked", b"peeked"));
+            drop(sender.join().unwrap());
+
+            // Socket options read back what was set, as with std.
+            a.set_broadcast(true).unwrap();
+            assert!(a.broadcast().unwrap());
+            a.set_ttl(42).unwrap();
+            assert_eq!(a.ttl().unwrap(), 42);
+            a.set_multicast_ttl_v4(3).unwrap();
+            assert_eq!(a.multicast_ttl_v4().unwrap(), 3);
+            a.set_multicast_loop_v4(false).unwrap();
+            assert!(!a.multicast_loop_v4().unwrap());
         })
     });
 }
