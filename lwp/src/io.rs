@@ -312,14 +312,14 @@ impl<T: AsFd> Pollable<T> {
         self.io.set_timeout(Dir::Write, t)
     }
 
-    /// The read timeout.
-    pub fn read_timeout(&self) -> Option<Duration> {
-        self.io.timeout(Dir::Read)
+    /// The read timeout (a `Result` like the socket types' getters).
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.timeout(Dir::Read))
     }
 
     /// The write timeout.
-    pub fn write_timeout(&self) -> Option<Duration> {
-        self.io.timeout(Dir::Write)
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.timeout(Dir::Write))
     }
 
     fn raw_fd(&self) -> RawFd {

@@ -278,3 +278,48 @@ fn pollable_leaves_a_shared_fd_in_the_mode_it_found_it_in() {
     let inner = Pollable::new(other_holder).unwrap().into_inner().unwrap();
     assert!(is_nonblocking(&inner));
 }
+
+#[test]
+fn pollable_timeouts_and_read_with_wait_for_readiness() {
+    watchdog_slow("pollable timeouts", || {
+        let rt = Runtime::new(Model::ManyToMany { lwps: 2 }).unwrap();
+        rt.run(|| {
+            let (reader, writer) = std::io::pipe().unwrap();
+            let reader = Pollable::new(reader).unwrap();
+            let writer = Pollable::new(writer).unwrap();
+            assert_eq!(reader.read_timeout().unwrap(), None);
+            reader
+                .set_read_timeout(Some(Duration::from_millis(30)))
+                .unwrap();
+            assert_eq!(
+                reader.read_timeout().unwrap(),
+                Some(Duration::from_millis(30))
+            );
+            let start = Instant::now();
+            let err = (&reader).read(&mut [0u8; 4]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::TimedOut);
+            assert!(start.elapsed() >= Duration::from_millis(25));
+            // read_with retries its operation after each wait until it stops failing with
+            // WouldBlock: here until a ULT writes 10 ms later.
+            reader.set_read_timeout(None).unwrap();
+            lwp::scope(|s| {
+                s.spawn(|| {
+                    lwp::sleep(Duration::from_millis(10));
+                    (&writer).write_all(b"ok").unwrap();
+                });
+                let mut attempts = 0;
+                let n = reader
+                    .read_with(|r| {
+                        attempts += 1;
+                        (&*r).read(&mut [0u8; 2])
+                    })
+                    .unwrap();
+                assert_eq!(n, 2);
+                assert!(
+                    attempts >= 2,
+                    "read_with did not wait: {attempts} attempt(s)"
+                );
+            });
+        });
+    });
+}
