@@ -416,7 +416,7 @@ impl Polling {
             },
             it_value: libc::timespec {
                 tv_sec: value.as_secs() as libc::time_t,
-                tv_nsec: libc::c_long::from(value.subsec_nanos() as i32),
+                tv_nsec: value.subsec_nanos() as libc::c_long, // below 1e9
             },
         };
         // SAFETY: `timer` is an open timerfd; `spec` is a valid itimerspec for the call and
