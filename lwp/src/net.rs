@@ -1,7 +1,7 @@
 //! Sockets that look blocking but park only the calling ULT: [`TcpListener`], [`TcpStream`]
 //! and [`UdpSocket`], with std's method names, `Read`/`Write` impls and conversions from and
-//! to the std types; [`UnixListener`] and [`UnixStream`], the same for Unix domain sockets;
-//! and [`lookup_host`], which resolves names on the blocking pool.
+//! to the std types; [`UnixListener`], [`UnixStream`] and [`UnixDatagram`], the same for
+//! Unix domain sockets; and [`lookup_host`], which resolves names on the blocking pool.
 //!
 //! Every socket is in non-blocking mode underneath. An operation first tries the system call;
 //! on `EWOULDBLOCK` it waits for readiness and tries again:
@@ -921,4 +921,4 @@ fd_impls!(UdpSocket, std::net::UdpSocket);
 timeout_impls!(UdpSocket);
 
 mod unix;
-pub use unix::{Incoming as UnixIncoming, UnixListener, UnixStream};
+pub use unix::{Incoming as UnixIncoming, UnixDatagram, UnixListener, UnixStream};

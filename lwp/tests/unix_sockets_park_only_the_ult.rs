@@ -178,3 +178,81 @@ fn connects_beyond_a_full_backlog_wait_for_room_and_all_get_through() {
         assert_eq!(accepted, CLIENTS);
     });
 }
+
+#[test]
+fn unix_datagrams_wait_for_data_and_for_room_under_every_model() {
+    use lwp::net::UnixDatagram;
+    watchdog_slow("unix datagrams", || {
+        let dir = TempDir::new("dgram");
+        for (i, model) in [
+            Model::ManyToOne,
+            Model::OneToOne,
+            Model::ManyToMany { lwps: 2 },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let rt = Runtime::new(model).unwrap();
+            let server_path = dir.0.join(format!("server-{i}.sock"));
+            let client_path = dir.0.join(format!("client-{i}.sock"));
+            rt.run(move || {
+                // Addressed datagrams, answered to their sender's address.
+                let server = UnixDatagram::bind(&server_path).unwrap();
+                let echo = lwp::spawn(move || {
+                    let mut buf = [0u8; 64];
+                    let (n, from) = server.recv_from(&mut buf).unwrap();
+                    let to = from.as_pathname().unwrap().to_path_buf();
+                    server.send_to(&buf[..n], to).unwrap();
+                    server
+                });
+                let client = UnixDatagram::bind(&client_path).unwrap();
+                client.send_to(b"hello", &server_path).unwrap();
+                let mut buf = [0u8; 64];
+                let (n, from) = client.recv_from(&mut buf).unwrap();
+                assert_eq!(&buf[..n], b"hello");
+                assert_eq!(from.as_pathname(), Some(server_path.as_path()));
+                let server = echo.join().unwrap();
+
+                // More datagrams than the receiver's queue holds (10 by default), sent
+                // while the receiver sleeps, connected and addressed: each send that finds
+                // the queue full parks until the receiver makes room; none is lost.
+                let (a, b) = UnixDatagram::pair().unwrap();
+                for (sender, receiver, addressed) in [(a, b, false), (client, server, true)] {
+                    let to = receiver
+                        .local_addr()
+                        .unwrap()
+                        .as_pathname()
+                        .map(|p| p.to_path_buf());
+                    let producer = lwp::spawn(move || {
+                        for k in 0..50u32 {
+                            let bytes = k.to_ne_bytes();
+                            match (&to, addressed) {
+                                (Some(path), true) => sender.send_to(&bytes, path).unwrap(),
+                                _ => sender.send(&bytes).unwrap(),
+                            };
+                        }
+                    });
+                    lwp::sleep(Duration::from_millis(20));
+                    let mut buf = [0u8; 4];
+                    for k in 0..50u32 {
+                        assert_eq!(receiver.recv(&mut buf).unwrap(), 4);
+                        assert_eq!(u32::from_ne_bytes(buf), k, "{model}, addressed {addressed}");
+                    }
+                    producer.join().unwrap();
+                }
+
+                // A receive with nothing to receive times out.
+                let (quiet, _peer) = UnixDatagram::pair().unwrap();
+                quiet
+                    .set_read_timeout(Some(Duration::from_millis(30)))
+                    .unwrap();
+                let start = Instant::now();
+                assert_eq!(
+                    quiet.recv(&mut [0u8; 4]).unwrap_err().kind(),
+                    ErrorKind::TimedOut
+                );
+                assert!(start.elapsed() >= Duration::from_millis(25));
+            });
+        }
+    });
+}

@@ -1,10 +1,17 @@
-//! Unix domain stream sockets that park only the calling ULT: [`UnixListener`] and
-//! [`UnixStream`], with the method names of `std::os::unix::net`, on the same readiness
+//! Unix domain sockets that park only the calling ULT: [`UnixListener`], [`UnixStream`] and
+//! [`UnixDatagram`], with the method names of `std::os::unix::net`, on the same readiness
 //! machinery as the TCP types (see the parent module's header).
 //!
 //! `connect` is non-blocking underneath; only when the listener's backlog is full (the kernel
 //! answers `EAGAIN` and offers no readiness event for "room in the backlog") does it make a
 //! blocking connect on the blocking pool, so even then only the ULT waits.
+//!
+//! A datagram send to a receiver whose queue is full (`net.unix.max_dgram_qlen`, 10 by
+//! default) fails with `EAGAIN`. Each queued datagram's memory is charged to its sender, so
+//! the receiver taking one frees the sender's write space, and the kernel's write-space
+//! callback wakes the sender's epoll entry: `send` and `send_to` (no connected peer) alike
+//! wait for readiness, as the stream types do (the test sends five queues' worth both
+//! ways).
 //!
 //! Who may call what: anyone, as with the TCP types.
 
@@ -163,6 +170,118 @@ impl UnixStream {
     }
 }
 
+/// A Unix domain datagram socket, like `std::os::unix::net::UnixDatagram`, whose receives
+/// and sends park only the ULT (a send waits while the receiver's queue is full).
+///
+/// ```
+/// use lwp::net::UnixDatagram;
+/// let rt = lwp::Runtime::new(lwp::Model::ManyToOne)?;
+/// let got = rt.run(|| -> std::io::Result<Vec<u8>> {
+///     let (a, b) = UnixDatagram::pair()?;
+///     let sender = lwp::spawn(move || {
+///         lwp::sleep(std::time::Duration::from_millis(10));
+///         a.send(b"one datagram")
+///     });
+///     let mut buf = [0u8; 64];
+///     let n = b.recv(&mut buf)?; // parks this ULT until the datagram arrives
+///     sender.join().expect("the sender does not panic")?;
+///     Ok(buf[..n].to_vec())
+/// })?;
+/// assert_eq!(got, b"one datagram");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct UnixDatagram {
+    // `io` first: it must drop (deregistering the fd) before `inner` closes the fd.
+    io: Io,
+    inner: std::os::unix::net::UnixDatagram,
+}
+
+impl UnixDatagram {
+    /// A socket bound at `path` (which must not exist yet, as with std).
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(std::os::unix::net::UnixDatagram::bind(path)?)
+    }
+
+    /// A socket bound to no address (it can send, and receive replies only once connected
+    /// or if the peer knows it some other way).
+    pub fn unbound() -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(std::os::unix::net::UnixDatagram::unbound()?)
+    }
+
+    /// A connected pair of sockets, like std's `UnixDatagram::pair`.
+    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+        let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
+        Ok((UnixDatagram::from_std(a)?, UnixDatagram::from_std(b)?))
+    }
+
+    /// Sets the default peer for `send` and `recv` (a local operation: it does not wait).
+    pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
+        self.inner.connect(path)
+    }
+
+    /// Receives one datagram and its sender's address.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let dl = self.io.deadline(Dir::Read);
+        self.io.retry(self.inner.as_raw_fd(), Dir::Read, dl, || {
+            self.inner.recv_from(buf)
+        })
+    }
+
+    /// Receives one datagram from the connected peer.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let dl = self.io.deadline(Dir::Read);
+        self.io.retry(self.inner.as_raw_fd(), Dir::Read, dl, || {
+            self.inner.recv(buf)
+        })
+    }
+
+    /// Sends one datagram to the connected peer, waiting while its queue is full.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        let dl = self.io.deadline(Dir::Write);
+        self.io.retry(self.inner.as_raw_fd(), Dir::Write, dl, || {
+            self.inner.send(buf)
+        })
+    }
+
+    /// Sends one datagram to the socket bound at `path`, waiting while its queue is full
+    /// (see the module header).
+    pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
+        let path = path.as_ref();
+        let dl = self.io.deadline(Dir::Write);
+        self.io.retry(self.inner.as_raw_fd(), Dir::Write, dl, || {
+            self.inner.send_to(buf, path)
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// The connected peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
+    /// Shuts down the read, write or both halves.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.shutdown(how)
+    }
+
+    /// Another handle to the same socket (its own timeouts).
+    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(self.inner.try_clone()?)
+    }
+
+    /// Pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+}
+
 stream_impls!(UnixStream);
+timeout_impls!(UnixDatagram);
+fd_impls!(UnixDatagram, std::os::unix::net::UnixDatagram);
 fd_impls!(UnixListener, std::os::unix::net::UnixListener);
 fd_impls!(UnixStream, std::os::unix::net::UnixStream);
