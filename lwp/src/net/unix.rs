@@ -143,31 +143,6 @@ impl UnixStream {
         let (a, b) = std::os::unix::net::UnixStream::pair()?;
         Ok((UnixStream::from_std(a)?, UnixStream::from_std(b)?))
     }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.peer_addr()
-    }
-
-    /// Shuts down the read, write or both halves.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.inner.shutdown(how)
-    }
-
-    /// Another handle to the same connection (its own timeouts).
-    pub fn try_clone(&self) -> io::Result<UnixStream> {
-        UnixStream::from_std(self.inner.try_clone()?)
-    }
-
-    /// Pending socket error (`SO_ERROR`).
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
-    }
 }
 
 /// A Unix domain datagram socket, like `std::os::unix::net::UnixDatagram`, whose receives
@@ -253,33 +228,43 @@ impl UnixDatagram {
             self.inner.send_to(buf, path)
         })
     }
-
-    /// The bound address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    /// The connected peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.peer_addr()
-    }
-
-    /// Shuts down the read, write or both halves.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.inner.shutdown(how)
-    }
-
-    /// Another handle to the same socket (its own timeouts).
-    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
-        UnixDatagram::from_std(self.inner.try_clone()?)
-    }
-
-    /// Pending socket error (`SO_ERROR`).
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
-    }
 }
 
+/// What [`UnixStream`] and [`UnixDatagram`] share beyond their I/O: addresses, shutdown,
+/// `try_clone` (its own timeouts) and `SO_ERROR`.
+macro_rules! unix_socket_common {
+    ($t:ident) => {
+        impl $t {
+            /// The local (bound) address.
+            pub fn local_addr(&self) -> io::Result<SocketAddr> {
+                self.inner.local_addr()
+            }
+
+            /// The connected peer's address.
+            pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+                self.inner.peer_addr()
+            }
+
+            /// Shuts down the read, write or both halves.
+            pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+                self.inner.shutdown(how)
+            }
+
+            /// Another handle to the same socket (with its own timeouts).
+            pub fn try_clone(&self) -> io::Result<$t> {
+                $t::from_std(self.inner.try_clone()?)
+            }
+
+            /// Pending socket error (`SO_ERROR`).
+            pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+                self.inner.take_error()
+            }
+        }
+    };
+}
+
+unix_socket_common!(UnixStream);
+unix_socket_common!(UnixDatagram);
 stream_impls!(UnixStream);
 timeout_impls!(UnixDatagram);
 fd_impls!(UnixDatagram, std::os::unix::net::UnixDatagram);
