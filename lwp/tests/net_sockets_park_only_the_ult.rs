@@ -235,11 +235,14 @@ fn plain_threads_block_like_std_and_convert_to_and_from_std() {
     assert!(back.peer_addr().is_ok());
 }
 
-/// After a short read the next read waits for a new edge instead of calling `recv` (it
-/// would fail): data that arrives later, or that arrived before that next read, must still
-/// be read, and a read timeout must still fire.
-#[test]
-fn reads_after_a_short_read_see_later_and_earlier_data() {
+/// Under every model: `reader` runs in a ULT on the accepted end of a connection whose other
+/// end `peer` drives from a kernel thread (so its sleeps do not depend on our scheduler);
+/// the peer is joined after `reader` returns, and `check` sees each model's result.
+fn with_a_kernel_thread_peer<T: Send + 'static>(
+    peer: fn(std::net::TcpStream),
+    reader: fn(TcpStream) -> T,
+    check: impl Fn(T, Model),
+) {
     for model in [
         Model::ManyToOne,
         Model::ManyToMany { lwps: 2 },
@@ -247,84 +250,88 @@ fn reads_after_a_short_read_see_later_and_earlier_data() {
     ] {
         let got = sync_support::watchdog_slow("net_sockets_park_only_the_ult", move || {
             let rt = Runtime::new(model).unwrap();
-            rt.run(|| {
+            rt.run(move || {
                 let listener = TcpListener::bind("127.0.0.1:0").unwrap();
                 let addr = listener.local_addr().unwrap();
-                // A kernel-thread peer, so its sleeps do not depend on our scheduler.
-                let peer = std::thread::spawn(move || {
-                    let mut s = std::net::TcpStream::connect(addr).unwrap();
-                    s.set_nodelay(true).unwrap();
-                    s.write_all(b"one").unwrap();
-                    std::thread::sleep(Duration::from_millis(30)); // arrives later
-                    s.write_all(b"two").unwrap();
-                    std::thread::sleep(Duration::from_millis(30));
-                    s.write_all(b"three").unwrap(); // arrives before the next read
-                    std::thread::sleep(Duration::from_millis(300));
-                    drop(s);
-                });
-                let (mut s, _) = listener.accept().unwrap();
-                let mut buf = [0u8; 64];
-                let mut got = Vec::new();
-                let n = s.read(&mut buf).unwrap(); // short: drained
-                got.extend_from_slice(&buf[..n]);
-                let n = s.read(&mut buf).unwrap(); // waits for "two"
-                got.extend_from_slice(&buf[..n]);
-                lwp::sleep(Duration::from_millis(100)); // "three" arrives meanwhile
-                let n = s.read(&mut buf).unwrap();
-                got.extend_from_slice(&buf[..n]);
-                s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-                let timed_out = s.read(&mut buf).unwrap_err().kind();
-                s.set_read_timeout(None).unwrap();
-                let eof = s.read(&mut buf).unwrap();
+                let peer =
+                    std::thread::spawn(move || peer(std::net::TcpStream::connect(addr).unwrap()));
+                let (s, _) = listener.accept().unwrap();
+                let got = reader(s);
                 peer.join().unwrap();
-                (String::from_utf8(got).unwrap(), timed_out, eof)
+                got
             })
         });
-        assert_eq!(
-            got,
-            ("onetwothree".to_string(), std::io::ErrorKind::TimedOut, 0),
-            "{model}"
-        );
+        check(got, model);
     }
 }
 
+/// After a short read the next read waits for a new edge instead of calling `recv` (it
+/// would fail): data that arrives later, or that arrived before that next read, must still
+/// be read, and a read timeout must still fire.
+#[test]
+fn reads_after_a_short_read_see_later_and_earlier_data() {
+    with_a_kernel_thread_peer(
+        |mut s| {
+            s.set_nodelay(true).unwrap();
+            s.write_all(b"one").unwrap();
+            std::thread::sleep(Duration::from_millis(30)); // arrives later
+            s.write_all(b"two").unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+            s.write_all(b"three").unwrap(); // arrives before the next read
+            std::thread::sleep(Duration::from_millis(300));
+        },
+        |mut s| {
+            let mut buf = [0u8; 64];
+            let mut got = Vec::new();
+            let n = s.read(&mut buf).unwrap(); // short: drained
+            got.extend_from_slice(&buf[..n]);
+            let n = s.read(&mut buf).unwrap(); // waits for "two"
+            got.extend_from_slice(&buf[..n]);
+            lwp::sleep(Duration::from_millis(100)); // "three" arrives meanwhile
+            let n = s.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+            s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+            let timed_out = s.read(&mut buf).unwrap_err().kind();
+            s.set_read_timeout(None).unwrap();
+            let eof = s.read(&mut buf).unwrap();
+            (String::from_utf8(got).unwrap(), timed_out, eof)
+        },
+        |got, model| {
+            assert_eq!(
+                got,
+                ("onetwothree".to_string(), std::io::ErrorKind::TimedOut, 0),
+                "{model}"
+            )
+        },
+    );
+}
+
+/// The peer's last bytes and its FIN arrive together while the reader is busy: one
+/// readiness edge announces both. The read that takes the bytes is short, and the read
+/// after it must return 0 at once rather than wait for an edge that will never come.
 #[test]
 fn eof_that_arrived_with_the_last_data_ends_the_next_read() {
-    // The peer's last bytes and its FIN arrive together while the reader is busy: one
-    // readiness edge announces both. The read that takes the bytes is short, and the read
-    // after it must return 0 at once rather than wait for an edge that will never come.
-    for model in [
-        Model::ManyToOne,
-        Model::ManyToMany { lwps: 2 },
-        Model::OneToOne,
-    ] {
-        let got = sync_support::watchdog_slow("eof with the last data", move || {
-            let rt = Runtime::new(model).unwrap();
-            rt.run(|| {
-                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-                let addr = listener.local_addr().unwrap();
-                let peer = std::thread::spawn(move || {
-                    let mut s = std::net::TcpStream::connect(addr).unwrap();
-                    std::thread::sleep(Duration::from_millis(30));
-                    s.write_all(b"first").unwrap();
-                    std::thread::sleep(Duration::from_millis(30));
-                    s.write_all(b"last").unwrap();
-                    // Dropped: the FIN follows "last" at once.
-                });
-                let (mut s, _) = listener.accept().unwrap();
-                let mut buf = [0u8; 64];
-                let n = s.read(&mut buf).unwrap(); // waits (registers), then short
-                let mut got = buf[..n].to_vec();
-                peer.join().unwrap(); // "last" and the FIN are both in
-                lwp::sleep(Duration::from_millis(20));
-                let n = s.read(&mut buf).unwrap(); // short again
-                got.extend_from_slice(&buf[..n]);
-                let eof = s.read(&mut buf).unwrap();
-                (String::from_utf8(got).unwrap(), eof)
-            })
-        });
-        assert_eq!(got, ("firstlast".to_string(), 0), "{model}");
-    }
+    with_a_kernel_thread_peer(
+        |mut s| {
+            std::thread::sleep(Duration::from_millis(30));
+            s.write_all(b"first").unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+            s.write_all(b"last").unwrap();
+            // Dropped: the FIN follows "last" at once.
+        },
+        |mut s| {
+            let mut buf = [0u8; 64];
+            let n = s.read(&mut buf).unwrap(); // waits (registers), then short
+            let mut got = buf[..n].to_vec();
+            // "last" and the FIN are both in well before this sleep ends.
+            lwp::sleep(Duration::from_millis(100));
+            let n = s.read(&mut buf).unwrap(); // short again
+            got.extend_from_slice(&buf[..n]);
+            let eof = s.read(&mut buf).unwrap();
+            (String::from_utf8(got).unwrap(), eof)
+        },
+        |got, model| assert_eq!(got, ("firstlast".to_string(), 0), "{model}"),
+    );
 }
 
 #[test]
