@@ -216,12 +216,11 @@ impl<T: AsFd> Pollable<T> {
                  blocking pool",
             ));
         }
-        let restore = match is_nonblocking(inner.as_fd())? {
-            true => RestoreBlocking(None),
-            false => {
-                set_nonblocking(inner.as_fd(), true)?;
-                RestoreBlocking(Some(inner.as_fd().as_raw_fd()))
-            }
+        let restore = if is_nonblocking(inner.as_fd())? {
+            RestoreBlocking(None) // already non-blocking: leave it so
+        } else {
+            set_nonblocking(inner.as_fd(), true)?;
+            RestoreBlocking(Some(inner.as_fd().as_raw_fd()))
         };
         Ok(Pollable {
             io: Io::default(),

@@ -267,19 +267,23 @@ impl Child {
     }
 
     /// Waits for the child to exit and collects whatever its piped stdout and stderr
-    /// produce, reading both at once (a ULT each), as std's `wait_with_output` does.
+    /// produce, reading both at once (stderr in a scoped ULT of its own), as std's
+    /// `wait_with_output` does.
     pub fn wait_with_output(mut self) -> io::Result<Output> {
         drop(self.stdin.take());
-        let (stdout, stderr) = (self.stdout.take(), self.stderr.take());
-        let (stdout, stderr) = crate::scope(|s| {
-            let stderr = s.spawn(move || read_all(stderr));
-            let stdout = read_all(stdout);
-            let stderr = match stderr.join() {
-                Ok(read) => read,
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
-            (stdout, stderr)
-        });
+        let stdout = self.stdout.take();
+        let (stdout, stderr) = match self.stderr.take() {
+            // Only one pipe: no second ULT needed.
+            None => (read_all(stdout), Ok(Vec::new())),
+            Some(stderr) => crate::scope(|s| {
+                let stderr = s.spawn(move || read_all(Some(stderr)));
+                let stdout = read_all(stdout);
+                match stderr.join() {
+                    Ok(stderr) => (stdout, stderr),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }),
+        };
         let status = self.wait()?;
         Ok(Output {
             status,
