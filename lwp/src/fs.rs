@@ -24,8 +24,9 @@
 //!
 //! Who may call what: everything here may be called from any ULT of any runtime and from
 //! plain kernel threads. `Read`, `Write` and `Seek` are implemented for `File` and for
-//! `&File`, like std. Directory iteration (`read_dir`) is not wrapped: call
-//! `lwp::blocking(|| std::fs::read_dir(..)?.collect::<Result<Vec<_>, _>>())`.
+//! `&File`, like std. [`read_dir`] reads the whole directory in one pool job and iterates
+//! over what it read; a `DirEntry`'s own `metadata()` then runs on the calling thread
+//! (use [`metadata()`] on its path to keep that off the LWP).
 
 use std::fs::{Metadata, Permissions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -460,4 +461,57 @@ pub fn canonicalize<P: AsRef<Path>>(path: P) -> io::Result<PathBuf> {
 /// Sets the permissions of `path` (`std::fs::set_permissions`).
 pub fn set_permissions<P: AsRef<Path>>(path: P, perm: Permissions) -> io::Result<()> {
     with_path(path.as_ref(), move |p| std::fs::set_permissions(p, perm))
+}
+
+/// The entries of a directory (`std::fs::read_dir`), read in one pool job: the iterator
+/// yields what that job read, in the order the kernel gave them (no `.` or `..`).
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("lwp-read-dir-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// std::fs::write(dir.join("a"), b"1")?;
+/// let rt = lwp::Runtime::new(lwp::Model::ManyToOne)?;
+/// let names = rt.run({
+///     let dir = dir.clone();
+///     move || -> std::io::Result<Vec<String>> {
+///         lwp::fs::read_dir(&dir)?
+///             .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+///             .collect()
+///     }
+/// })?;
+/// assert_eq!(names, ["a"]);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn read_dir<P: AsRef<Path>>(path: P) -> io::Result<ReadDir> {
+    let entries = with_path(path.as_ref(), |p| {
+        std::fs::read_dir(p).map(Iterator::collect::<Vec<_>>)
+    })?;
+    Ok(ReadDir(entries.into_iter()))
+}
+
+/// Iterator returned by [`read_dir`]: the entries one pool job read (an entry that failed to
+/// read is an `Err` in its place, as with std).
+#[derive(Debug)]
+pub struct ReadDir(std::vec::IntoIter<io::Result<std::fs::DirEntry>>);
+
+impl Iterator for ReadDir {
+    type Item = io::Result<std::fs::DirEntry>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+/// The target of a symbolic link (`std::fs::read_link`).
+pub fn read_link<P: AsRef<Path>>(path: P) -> io::Result<PathBuf> {
+    with_path(path.as_ref(), |p| std::fs::read_link(p))
+}
+
+/// Makes `link` a new name for the file `original` (`std::fs::hard_link`).
+pub fn hard_link<P: AsRef<Path>, Q: AsRef<Path>>(original: P, link: Q) -> io::Result<()> {
+    let link: PathBuf = link.as_ref().to_path_buf();
+    with_path(original.as_ref(), move |p| std::fs::hard_link(p, link))
 }

@@ -214,3 +214,34 @@ fn file_follows_std_semantics_inside_and_outside_ults() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn directories_and_links_behave_like_std_inside_a_ult() {
+    let dir = scratch_dir("dirs");
+    let rt = Runtime::new(Model::ManyToOne).unwrap();
+    let d = dir.clone();
+    rt.run(move || {
+        for name in ["b", "a", "c"] {
+            lwp::fs::write(d.join(name), name).unwrap();
+        }
+        lwp::fs::hard_link(d.join("a"), d.join("a-too")).unwrap();
+        std::os::unix::fs::symlink("c", d.join("to-c")).unwrap();
+        assert_eq!(
+            lwp::fs::read_link(d.join("to-c")).unwrap(),
+            PathBuf::from("c")
+        );
+        assert_eq!(lwp::fs::read_to_string(d.join("a-too")).unwrap(), "a");
+
+        let listed = lwp::fs::read_dir(&d).unwrap();
+        assert_eq!(listed.size_hint(), (5, Some(5)));
+        let mut names: Vec<String> = listed
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a", "a-too", "b", "c", "to-c"]);
+
+        let missing = lwp::fs::read_dir(d.join("missing")).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
