@@ -1,5 +1,5 @@
 //! Pipes and other pollable file descriptors that look blocking but park only the calling
-//! ULT: [`pipe`], whose [`PipeReader`] and [`PipeWriter`] are `std::io::pipe`'s ends made
+//! ULT, and the process's standard input ([`stdin`]): [`pipe`], whose [`PipeReader`] and [`PipeWriter`] are `std::io::pipe`'s ends made
 //! non-blocking underneath, and [`Pollable`], which does the same for any file descriptor
 //! that epoll can watch: a FIFO, a child process's stdout, a terminal, an eventfd, a socket
 //! of a kind [`crate::net`] has no type for.
@@ -30,6 +30,9 @@
 //!   on the blocking pool instead.
 //! - [`Pollable`] hands out only shared references to what it wraps: through a `&mut` a
 //!   caller could replace the fd under its registration.
+//! - [`stdin`] reads on the blocking pool instead: the terminal a process reads is shared
+//!   with its shell, which a non-blocking flag left behind (by a crash) would break, and a
+//!   redirected stdin may be a regular file, which epoll refuses.
 
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
@@ -409,5 +412,82 @@ impl<T: fmt::Debug> fmt::Debug for Pollable<T> {
             .field("inner", &self.inner)
             .field("io", &self.io)
             .finish()
+    }
+}
+
+/// Bytes one [`Stdin`] read hands to the pool at most (a larger buffer gets a short read).
+const STDIN_CHUNK: usize = 64 * 1024;
+
+/// The process's standard input, read on the blocking pool ([`crate::blocking()`]): a read
+/// that waits for the user, or for the other end of a pipe, parks only the calling ULT, and
+/// the fd keeps its blocking mode (see the module header). Reads go through std's
+/// `std::io::stdin()`, so they share its buffer with any other reader in the process.
+///
+/// ```no_run
+/// let rt = lwp::Runtime::new(lwp::Model::ManyToOne)?;
+/// rt.run(|| -> std::io::Result<()> {
+///     let mut line = String::new();
+///     lwp::io::stdin().read_line(&mut line)?; // other ULTs run while the user types
+///     println!("you said {}", line.trim_end());
+///     Ok(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn stdin() -> Stdin {
+    Stdin { _private: () }
+}
+
+/// A handle to the standard input, from [`stdin`].
+#[derive(Debug, Clone, Copy)]
+pub struct Stdin {
+    _private: (),
+}
+
+impl Stdin {
+    /// Appends the next line (with its `\n`, if any) to `buf` and returns its length in
+    /// bytes; 0 at EOF. Like `std::io::Stdin::read_line`.
+    pub fn read_line(&self, buf: &mut String) -> io::Result<usize> {
+        let line = crate::blocking(|| {
+            let mut line = String::new();
+            io::stdin().read_line(&mut line).map(|_| line)
+        })?;
+        buf.push_str(&line);
+        Ok(line.len())
+    }
+
+    /// The remaining lines, without their line endings, like `std::io::Stdin::lines`.
+    pub fn lines(self) -> impl Iterator<Item = io::Result<String>> {
+        std::iter::from_fn(move || {
+            let mut line = String::new();
+            match self.read_line(&mut line) {
+                Ok(0) => None,
+                Ok(_) => {
+                    if line.ends_with('\n') {
+                        line.pop();
+                        if line.ends_with('\r') {
+                            line.pop();
+                        }
+                    }
+                    Some(Ok(line))
+                }
+                Err(e) => Some(Err(e)),
+            }
+        })
+    }
+}
+
+impl Read for Stdin {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf.len().min(STDIN_CHUNK);
+        // The pool job reads into its own buffer: a ULT's stack must never be written by
+        // a job that may outlive it (the rule of `lwp::fs`).
+        let data = crate::blocking(move || {
+            let mut data = vec![0u8; want];
+            let n = io::stdin().read(&mut data)?;
+            data.truncate(n);
+            Ok::<_, io::Error>(data)
+        })?;
+        buf[..data.len()].copy_from_slice(&data);
+        Ok(data.len())
     }
 }
