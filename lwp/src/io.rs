@@ -291,16 +291,12 @@ impl<T: AsFd> Pollable<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        let deadline = self.io.deadline(Dir::Read);
-        self.io
-            .retry(self.raw_fd(), Dir::Read, deadline, || op(&self.inner))
+        self.io.timed(self.raw_fd(), Dir::Read, || op(&self.inner))
     }
 
     /// The write side of [`Pollable::read_with`].
     pub fn write_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        let deadline = self.io.deadline(Dir::Write);
-        self.io
-            .retry(self.raw_fd(), Dir::Write, deadline, || op(&self.inner))
+        self.io.timed(self.raw_fd(), Dir::Write, || op(&self.inner))
     }
 
     /// Read deadline per operation; `None` waits forever. `Some(0)` is an error, like std's
@@ -332,17 +328,15 @@ impl<T: AsFd> Pollable<T> {
     /// that read only through one; private, so no caller can swap the fd (module header).
     fn read_with_mut<R>(&mut self, mut op: impl FnMut(&mut T) -> io::Result<R>) -> io::Result<R> {
         let fd = self.raw_fd();
-        let deadline = self.io.deadline(Dir::Read);
         let Pollable { io, inner, .. } = self;
-        io.retry(fd, Dir::Read, deadline, || op(inner))
+        io.timed(fd, Dir::Read, || op(inner))
     }
 
     /// The write side of `read_with_mut`.
     fn write_with_mut<R>(&mut self, mut op: impl FnMut(&mut T) -> io::Result<R>) -> io::Result<R> {
         let fd = self.raw_fd();
-        let deadline = self.io.deadline(Dir::Write);
         let Pollable { io, inner, .. } = self;
-        io.retry(fd, Dir::Write, deadline, || op(inner))
+        io.timed(fd, Dir::Write, || op(inner))
     }
 }
 

@@ -228,6 +228,17 @@ impl Io {
         Ok(n)
     }
 
+    /// [`Io::retry`] within `dir`'s timeout, counted from now: what every socket operation
+    /// that may wait uses.
+    pub(crate) fn timed<R>(
+        &self,
+        fd: RawFd,
+        dir: Dir,
+        op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.retry(fd, dir, self.deadline(dir), op)
+    }
+
     /// Runs `op` until it does not return `WouldBlock`, waiting for readiness in between.
     pub(crate) fn retry<R>(
         &self,
@@ -413,8 +424,7 @@ macro_rules! write_impls {
             }
 
             fn write_with<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
-                let dl = self.io.deadline(Dir::Write);
-                self.io.retry(self.inner.as_raw_fd(), Dir::Write, dl, op)
+                self.io.timed(self.inner.as_raw_fd(), Dir::Write, op)
             }
         }
 
@@ -674,10 +684,8 @@ impl TcpStream {
 
     /// Reads without removing the data from the queue.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let dl = self.io.deadline(Dir::Read);
-        self.io.retry(self.inner.as_raw_fd(), Dir::Read, dl, || {
-            self.inner.peek(buf)
-        })
+        self.io
+            .timed(self.inner.as_raw_fd(), Dir::Read, || self.inner.peek(buf))
     }
 }
 
@@ -699,16 +707,14 @@ impl UdpSocket {
 
     /// Receives one datagram and its sender.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let dl = self.io.deadline(Dir::Read);
-        self.io.retry(self.inner.as_raw_fd(), Dir::Read, dl, || {
+        self.io.timed(self.inner.as_raw_fd(), Dir::Read, || {
             self.inner.recv_from(buf)
         })
     }
 
     /// Like `recv_from`, leaving the datagram queued.
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let dl = self.io.deadline(Dir::Read);
-        self.io.retry(self.inner.as_raw_fd(), Dir::Read, dl, || {
+        self.io.timed(self.inner.as_raw_fd(), Dir::Read, || {
             self.inner.peek_from(buf)
         })
     }
@@ -718,8 +724,7 @@ impl UdpSocket {
         let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
         })?;
-        let dl = self.io.deadline(Dir::Write);
-        self.io.retry(self.inner.as_raw_fd(), Dir::Write, dl, || {
+        self.io.timed(self.inner.as_raw_fd(), Dir::Write, || {
             self.inner.send_to(buf, addr)
         })
     }
@@ -731,18 +736,14 @@ impl UdpSocket {
 
     /// Sends to the connected peer.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        let dl = self.io.deadline(Dir::Write);
-        self.io.retry(self.inner.as_raw_fd(), Dir::Write, dl, || {
-            self.inner.send(buf)
-        })
+        self.io
+            .timed(self.inner.as_raw_fd(), Dir::Write, || self.inner.send(buf))
     }
 
     /// Receives from the connected peer.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let dl = self.io.deadline(Dir::Read);
-        self.io.retry(self.inner.as_raw_fd(), Dir::Read, dl, || {
-            self.inner.recv(buf)
-        })
+        self.io
+            .timed(self.inner.as_raw_fd(), Dir::Read, || self.inner.recv(buf))
     }
 
     /// The bound address.
@@ -762,10 +763,8 @@ impl UdpSocket {
 
     /// Like `recv`, leaving the datagram queued.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let dl = self.io.deadline(Dir::Read);
-        self.io.retry(self.inner.as_raw_fd(), Dir::Read, dl, || {
-            self.inner.peek(buf)
-        })
+        self.io
+            .timed(self.inner.as_raw_fd(), Dir::Read, || self.inner.peek(buf))
     }
 
     /// `SO_BROADCAST`.

@@ -197,34 +197,28 @@ impl UnixDatagram {
 
     /// Receives one datagram and its sender's address.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let dl = self.io.deadline(Dir::Read);
-        self.io.retry(self.inner.as_raw_fd(), Dir::Read, dl, || {
+        self.io.timed(self.inner.as_raw_fd(), Dir::Read, || {
             self.inner.recv_from(buf)
         })
     }
 
     /// Receives one datagram from the connected peer.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let dl = self.io.deadline(Dir::Read);
-        self.io.retry(self.inner.as_raw_fd(), Dir::Read, dl, || {
-            self.inner.recv(buf)
-        })
+        self.io
+            .timed(self.inner.as_raw_fd(), Dir::Read, || self.inner.recv(buf))
     }
 
     /// Sends one datagram to the connected peer, waiting while its queue is full.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        let dl = self.io.deadline(Dir::Write);
-        self.io.retry(self.inner.as_raw_fd(), Dir::Write, dl, || {
-            self.inner.send(buf)
-        })
+        self.io
+            .timed(self.inner.as_raw_fd(), Dir::Write, || self.inner.send(buf))
     }
 
     /// Sends one datagram to the socket bound at `path`, waiting while its queue is full
     /// (see the module header).
     pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
         let path = path.as_ref();
-        let dl = self.io.deadline(Dir::Write);
-        self.io.retry(self.inner.as_raw_fd(), Dir::Write, dl, || {
+        self.io.timed(self.inner.as_raw_fd(), Dir::Write, || {
             self.inner.send_to(buf, path)
         })
     }
