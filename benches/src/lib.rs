@@ -21,6 +21,7 @@
 //! - [`experiments`]: `create`, `switch`, `cache`, `runtime`, each producing rows and a
 //!   report section.
 //! - [`report`], [`plot`]: REPORT.md, JSON and SVG output.
+//! - [`pool`]: the echo target pairs of several runs' reports, pooled (`lab pool-echo`).
 //!
 //! Nothing in this crate is a dependency of `ult` or `lwp`; it is `publish = false`.
 
@@ -31,6 +32,7 @@ pub mod maypeer;
 pub mod peers;
 pub mod pingpong;
 pub mod plot;
+pub mod pool;
 pub mod probe;
 pub mod report;
 pub mod rtkernels;

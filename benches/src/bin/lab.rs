@@ -79,7 +79,7 @@ struct Cli {
     raise_limits: bool,
 }
 
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 enum Cmd {
     /// Run every experiment (the default).
     All,
@@ -130,6 +130,22 @@ vm.max_map_count is too low the parked rows run the largest count that fits and 
     Runtime,
     /// TCP echo server under the three models beside tokio, may and a bare event loop (issue 4).
     Echo,
+    /// Pools the echo target pairs of several runs' reports into one table (measures nothing).
+    #[command(
+        long_about = "Reads the echo.json of several runs (each DIR is a directory the lab \
+wrote, or an echo.json itself) and pools the interleaved repetition pairs of many-to-many and \
+tokio per connection count: how many pairs meet each half of issue 4's target, the medians of \
+the pooled ratios, and a sign test on each half. One quick run has seven pairs per count, too \
+few for a sign test to resolve anything but seven of seven; several runs together can. Prints \
+a Markdown table; measures nothing.
+
+Example: lab echo --out /tmp/e1; lab echo --out /tmp/e2; lab pool-echo /tmp/e1 /tmp/e2"
+    )]
+    PoolEcho {
+        /// Report directories (or echo.json files) of earlier `lab echo` or `lab` runs.
+        #[arg(required = true, value_name = "DIR")]
+        runs: Vec<PathBuf>,
+    },
     /// Runs a peer inside a child process (used by the lab itself).
     #[command(hide = true)]
     InternalPeer {
@@ -271,6 +287,46 @@ fn cpu_times() -> Option<CpuTimes> {
     })
 }
 
+/// `lab pool-echo`: reads each run's echo.json and prints the pooled target table. An
+/// unreadable or foreign file is a usage error (exit code 2), naming the file.
+fn pool_echo(runs: &[PathBuf]) -> ExitCode {
+    let mut reports = Vec::new();
+    for run in runs {
+        let path = if run.is_dir() {
+            run.join("echo.json")
+        } else {
+            run.clone()
+        };
+        let parsed = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|text| {
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .map_err(|e| format!("{} is not JSON: {e}", path.display()))
+            });
+        match parsed {
+            Ok(v) => reports.push((path.display().to_string(), v)),
+            Err(e) => {
+                eprintln!("lab pool-echo: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match benches::pool::pool(&reports) {
+        Ok(pooled) if pooled.is_empty() => {
+            eprintln!("lab pool-echo: none of these runs measured both lwp-mn and tokio at a target's connection count");
+            ExitCode::FAILURE
+        }
+        Ok(pooled) => {
+            print!("{}", benches::pool::render(&pooled));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lab pool-echo: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("internal-peer")
@@ -281,6 +337,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Cmd::InternalPeer { peer }) = cli.command {
         return run_peer(peer);
+    }
+    if let Some(Cmd::PoolEcho { runs }) = &cli.command {
+        return pool_echo(runs);
     }
     let mode = if cli.smoke {
         Mode::Smoke
