@@ -1,8 +1,8 @@
 //! Pools the echo experiment's target pairs over several runs (`lab pool-echo DIR...`).
 //!
-//! One quick run compares many-to-many and tokio in seven interleaved repetition pairs per
-//! connection count: its verdict is a verdict on medians of seven, and its sign test cannot
-//! resolve anything short of seven out of seven. On a machine whose speed drifts, what the
+//! One quick run compares many-to-many and tokio in eleven interleaved repetition pairs per
+//! connection count: its verdict is a verdict on medians of eleven, and its sign test
+//! resolves nothing short of ten of eleven. On a machine whose speed drifts, what the
 //! issue 4 target asks ("at least tokio's requests/s, no worse p99") is better judged over
 //! many pairs from several runs. This module reads the `echo.json` of each run, takes every
 //! repetition pair of the two servers (the lab runs them interleaved, so pair `i` is rep `i`

@@ -300,11 +300,11 @@ fn repetitions_past_the_common_ones_run_only_the_target_pair_alternating() {
     assert_eq!(echo::rows_of_rep(&rows, 4, 3), vec![3, 4, 6, 7]);
     assert!(!echo::is_target_row("lwp-mn", 1));
     assert!(!echo::is_target_row("may", 100));
-    // Quick mode's verdicts rest on seven pairs, the other rows on three.
+    // Quick mode's verdicts rest on eleven pairs, the other rows on three.
     let p = echo::Params::for_mode(Mode::Quick);
     assert_eq!(
         (p.reps_of("tokio", 10_000), p.reps_of("may", 10_000)),
-        (7, 3)
+        (11, 3)
     );
 }
 

@@ -135,8 +135,8 @@ vm.max_map_count is too low the parked rows run the largest count that fits and 
         long_about = "Reads the echo.json of several runs (each DIR is a directory the lab \
 wrote, or an echo.json itself) and pools the interleaved repetition pairs of many-to-many and \
 tokio per connection count: how many pairs meet each half of issue 4's target, the medians of \
-the pooled ratios, and a sign test on each half. One quick run has seven pairs per count, too \
-few for a sign test to resolve anything but seven of seven; several runs together can. Prints \
+the pooled ratios, and a sign test on each half. One quick run has eleven pairs per count, too \
+few for a sign test to resolve anything short of ten of eleven; several runs together can. Prints \
 a Markdown table; measures nothing.
 
 Example: lab echo --out /tmp/e1; lab echo --out /tmp/e2; lab pool-echo /tmp/e1 /tmp/e2"
