@@ -12,6 +12,7 @@
 # Environment: TOP (symbols shown, default 15); KEEP (a directory to keep each run's
 # perf.data in, for `perf annotate -i`).
 set -euo pipefail
+. "$(dirname "$0")/echo-common.sh"
 if [ $# -lt 2 ]; then
     sed -n '2,13p' "$0" >&2
     exit 2
@@ -26,26 +27,10 @@ trap 'rm -rf "$work"' EXIT
 for spec in "$@"; do
     lab=${spec%%:*} impl=${spec#*:}
     [ -x "$lab" ] || { echo "echo-profile.sh: $lab is not an executable" >&2; exit 2; }
-    "$lab" internal-peer echo-server --impl "$impl" >"$work/port" 2>/dev/null &
-    server=$!
-    for _ in $(seq 100); do grep -q '^PORT ' "$work/port" && break; sleep 0.1; done
-    port=$(awk '/^PORT /{print $2}' "$work/port")
-    if [ -z "$port" ]; then
-        kill "$server" 2>/dev/null || true
-        echo "$spec: the server did not start"
-        continue
-    fi
-    LWP_SYSMON_QUIET=1 "$lab" internal-peer echo-client --addr "127.0.0.1:$port" --conns "$conns" \
-        --msg 64 --warmup-ms 1500 --window-ms 3000 --setup-ms 8000 --server-pid "$server" \
-        2>/dev/null | grep '^{' >"$work/result" &
-    client=$!
-    # Connection set-up plus warm-up take about 2 s at 10,000 connections: start sampling
-    # half a second into the window.
-    sleep "$(python3 -c "print(2.0 + $conns * 0.00005)")"
+    start_echo_run "$conns" "$lab" "$impl" "$work" || { echo "$spec: the server did not start"; continue; }
+    sleep_into_window "$conns"
     perf record -q -e cpu-clock -F 4000 -o "$work/perf.data" -p "$server" -- sleep 2 >/dev/null 2>&1 || true
-    wait "$client" || true
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
+    finish_echo_run
     perf report -i "$work/perf.data" --no-children --sort sym --stdio 2>/dev/null >"$work/report" || true
     if [ -n "${KEEP:-}" ]; then
         mkdir -p "$KEEP" && cp "$work/perf.data" "$KEEP/perf-$impl-$(date +%s).data"

@@ -9,6 +9,7 @@
 # Usage: scripts/echo-syscalls.sh CONNS LAB:IMPL [LAB:IMPL ...]
 #   e.g. scripts/echo-syscalls.sh 10000 target/release/lab:lwp-mn target/release/lab:tokio target/release/lab:event-loop
 set -euo pipefail
+. "$(dirname "$0")/echo-common.sh"
 if [ $# -lt 2 ]; then
     sed -n '2,10p' "$0" >&2
     exit 2
@@ -27,25 +28,10 @@ trap 'rm -rf "$work"' EXIT
 for spec in "$@"; do
     lab=${spec%%:*} impl=${spec#*:}
     [ -x "$lab" ] || { echo "echo-syscalls.sh: $lab is not an executable" >&2; exit 2; }
-    "$lab" internal-peer echo-server --impl "$impl" >"$work/port" 2>/dev/null &
-    server=$!
-    for _ in $(seq 100); do grep -q '^PORT ' "$work/port" && break; sleep 0.1; done
-    port=$(awk '/^PORT /{print $2}' "$work/port")
-    if [ -z "$port" ]; then
-        kill "$server" 2>/dev/null || true
-        echo "$spec: the server did not start"
-        continue
-    fi
-    LWP_SYSMON_QUIET=1 "$lab" internal-peer echo-client --addr "127.0.0.1:$port" --conns "$conns" \
-        --msg 64 --warmup-ms 1500 --window-ms 3000 --setup-ms 8000 --server-pid "$server" \
-        2>/dev/null | grep '^{' >"$work/result" &
-    client=$!
-    # As in echo-profile.sh: count from half a second into the window.
-    sleep "$(python3 -c "print(2.0 + $conns * 0.00005)")"
+    start_echo_run "$conns" "$lab" "$impl" "$work" || { echo "$spec: the server did not start"; continue; }
+    sleep_into_window "$conns"
     perf stat -x, -o "$work/stat" -e "$events" -p "$server" -- sleep 2 >/dev/null 2>&1 || true
-    wait "$client" || true
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
+    finish_echo_run
     python3 - "$spec" "$work/result" "$work/stat" <<'PY'
 import json, sys
 spec, result, stat = sys.argv[1:4]
