@@ -11,6 +11,12 @@ use lwp::net::{UnixListener, UnixStream};
 use lwp::{Model, Runtime};
 use sync_support::watchdog_slow;
 
+const MODELS: [Model; 3] = [
+    Model::ManyToOne,
+    Model::OneToOne,
+    Model::ManyToMany { lwps: 2 },
+];
+
 /// A fresh directory for this test's sockets (removed at the end of the test).
 struct TempDir(PathBuf);
 
@@ -33,14 +39,7 @@ impl Drop for TempDir {
 fn echo_over_a_unix_socket_under_every_model() {
     watchdog_slow("unix echo", || {
         let dir = TempDir::new("echo");
-        for (i, model) in [
-            Model::ManyToOne,
-            Model::OneToOne,
-            Model::ManyToMany { lwps: 2 },
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (i, model) in MODELS.into_iter().enumerate() {
             let path = dir.0.join(format!("echo-{i}.sock"));
             let rt = Runtime::new(model).unwrap();
             let total = rt.run(move || {
@@ -184,14 +183,7 @@ fn unix_datagrams_wait_for_data_and_for_room_under_every_model() {
     use lwp::net::UnixDatagram;
     watchdog_slow("unix datagrams", || {
         let dir = TempDir::new("dgram");
-        for (i, model) in [
-            Model::ManyToOne,
-            Model::OneToOne,
-            Model::ManyToMany { lwps: 2 },
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (i, model) in MODELS.into_iter().enumerate() {
             let rt = Runtime::new(model).unwrap();
             let server_path = dir.0.join(format!("server-{i}.sock"));
             let client_path = dir.0.join(format!("client-{i}.sock"));
