@@ -13,13 +13,14 @@
 //! nothing there, and a file that is not an echo report is an error naming the file.
 //! Callers: the `lab` binary's `pool-echo` subcommand and the tests.
 
-use crate::stats::{median, sign_test};
+use crate::experiments::echo::TARGET_PAIR;
+use crate::stats::{median, sign_test, SignTest};
 use serde_json::Value;
 
-/// The server whose figures the target judges.
-pub const OURS: &str = "lwp-mn";
+/// The server whose figures the target judges (the echo experiment's own pair).
+pub const OURS: &str = TARGET_PAIR[0];
 /// The server it is compared with.
-pub const PEER: &str = "tokio";
+pub const PEER: &str = TARGET_PAIR[1];
 
 /// One repetition pair of one run at one connection count.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,13 +70,13 @@ impl PooledCount {
     }
 
     /// Sign test on the requests/s half: pairs above 1 against pairs below.
-    pub fn rps_sign_test(&self) -> Option<crate::stats::SignTest> {
+    pub fn rps_sign_test(&self) -> Option<SignTest> {
         sign_test(&self.pairs.iter().map(|p| p.rps_ratio).collect::<Vec<_>>())
     }
 
     /// Sign test on the latency half, oriented like the other: a ratio counts as "above"
     /// when many-to-many's p99 was lower (tokio's over ours above 1).
-    pub fn p99_sign_test(&self) -> Option<crate::stats::SignTest> {
+    pub fn p99_sign_test(&self) -> Option<SignTest> {
         let inverted: Vec<f64> = self
             .pairs
             .iter()
@@ -195,9 +196,7 @@ pub fn render(pooled: &[PooledCount]) -> String {
         let (lo, hi) = p.pairs.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), x| {
             (lo.min(x.rps_ratio), hi.max(x.rps_ratio))
         });
-        let fmt_p = |s: Option<crate::stats::SignTest>| {
-            s.map_or("-".to_string(), |s| format!("{:.3}", s.p))
-        };
+        let fmt_p = |s: Option<SignTest>| s.map_or("-".to_string(), |s| format!("{:.3}", s.p));
         let verdict = match (p.passes(), p.rps_sign_test(), p.p99_sign_test()) {
             (None, _, _) => "-".to_string(),
             (Some(false), _, _) => "**FAIL**".to_string(),

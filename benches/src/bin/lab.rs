@@ -313,7 +313,11 @@ fn pool_echo(runs: &[PathBuf]) -> ExitCode {
     }
     match benches::pool::pool(&reports) {
         Ok(pooled) if pooled.is_empty() => {
-            eprintln!("lab pool-echo: none of these runs measured both lwp-mn and tokio at a target's connection count");
+            eprintln!(
+                "lab pool-echo: none of these runs measured both {} and {} at a target's connection count",
+                benches::pool::OURS,
+                benches::pool::PEER
+            );
             ExitCode::FAILURE
         }
         Ok(pooled) => {
