@@ -422,6 +422,7 @@ pub(crate) mod workers {
     use corosensei::CoroutineResult;
     use std::io;
     use std::mem::ManuallyDrop;
+    use std::ptr::NonNull;
 
     /// Idle workers a kernel thread keeps.
     pub(crate) const MAX_IDLE: usize = 64;
@@ -429,9 +430,38 @@ pub(crate) mod workers {
     /// A worker coroutine and the stack it runs on. Boxed: a worker changes hands twice per
     /// ULT (idle list, header, idle list), and one pointer moves cheaper than the dozen words
     /// of a coroutine and a stack (inline, a pooled spawn+join took 593 -> 742 instructions).
-    pub(crate) struct Worker(Box<Inner>);
+    ///
+    /// The box is held as a raw pointer (made by `Box::into_raw`, freed in `Drop`), so that
+    /// a run queue's cached copy of it ([`super::SwitchTarget`]) shares its provenance: a
+    /// `Box` would claim unique access to the coroutine and void every other pointer to it.
+    pub(crate) struct Worker(NonNull<Inner>);
 
-    struct Inner {
+    impl Drop for Worker {
+        fn drop(&mut self) {
+            // SAFETY: the pointer came from `Box::into_raw` in `Worker::new` and is freed only
+            // here (`leak` and `into_raw` skip this drop).
+            drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+        }
+    }
+
+    impl std::ops::Deref for Worker {
+        type Target = Inner;
+        #[inline(always)]
+        fn deref(&self) -> &Inner {
+            // SAFETY: the worker owns the live `Inner` (see `Drop`).
+            unsafe { self.0.as_ref() }
+        }
+    }
+
+    impl std::ops::DerefMut for Worker {
+        #[inline(always)]
+        fn deref_mut(&mut self) -> &mut Inner {
+            // SAFETY: as in `deref`, and `&mut self` is the owner's exclusive access.
+            unsafe { self.0.as_mut() }
+        }
+    }
+
+    pub(crate) struct Inner {
         /// Dropped before `stack` (see [`super::StackRef`]).
         co: ManuallyDrop<Co>,
         stack: ManuallyDrop<UltStack>,
@@ -458,54 +488,62 @@ pub(crate) mod workers {
                     job = yielder.suspend(Switch::Finished);
                 }
             });
-            Worker(Box::new(Inner {
+            let inner = Box::new(Inner {
                 co: ManuallyDrop::new(co),
                 stack: ManuallyDrop::new(stack),
                 idle: true,
-            }))
+            });
+            Worker(NonNull::from(Box::leak(inner)))
         }
 
         /// The address of the boxed coroutine (for a prefetch; not dereferenced).
         #[inline]
         pub(crate) fn inner_addr(&self) -> usize {
-            &*self.0 as *const Inner as usize
+            self.0.as_ptr() as usize
+        }
+
+        /// The coroutine's address, with the worker's own provenance, for a run queue's
+        /// cached [`super::SwitchTarget`] ([`resume_at`] takes it back).
+        #[inline]
+        pub(crate) fn as_ptr(&self) -> *mut Inner {
+            self.0.as_ptr()
         }
 
         /// Usable stack bytes.
         #[inline]
         pub(crate) fn stack_size(&self) -> usize {
-            self.0.stack.usable_size()
+            self.stack.usable_size()
         }
 
         /// The guard page as `[low, high)`.
         #[inline]
         pub(crate) fn guard_range(&self) -> (usize, usize) {
-            self.0.stack.guard_range()
+            self.stack.guard_range()
         }
 
         /// Resumes the coroutine with the address of its ULT's header (see [`Co`]).
         #[inline]
         pub(crate) fn resume(&mut self, input: usize) -> CoroutineResult<Switch, ()> {
-            self.0.idle = false;
-            self.0.co.resume(input)
+            self.idle = false;
+            self.co.resume(input)
         }
 
         /// Marks the worker idle again after it suspended with [`Switch::Finished`].
         #[inline]
         pub(crate) fn finished(&mut self) {
-            self.0.idle = true;
+            self.idle = true;
         }
 
         /// Ends a worker whose ULT is suspended mid-run by unwinding that ULT's frames
         /// (destructors run), then releases the stack. Only for a ULT that will never run
         /// again, on its home thread.
         pub(crate) fn unwind(mut self) {
-            debug_assert!(!self.0.idle);
+            debug_assert!(!self.idle);
             // SAFETY: `co` is dropped exactly once, here, before the stack it runs on.
             // Dropping a suspended coroutine force-unwinds it.
-            unsafe { ManuallyDrop::drop(&mut self.0.co) };
+            unsafe { ManuallyDrop::drop(&mut self.co) };
             // SAFETY: taken once; the coroutine is gone.
-            super::stack::give_back(unsafe { ManuallyDrop::take(&mut self.0.stack) });
+            super::stack::give_back(unsafe { ManuallyDrop::take(&mut self.stack) });
             // The box is freed here; `Inner::drop` leaves a non-idle worker's fields alone.
         }
 
@@ -533,6 +571,21 @@ pub(crate) mod workers {
                 super::stack::give_back(ManuallyDrop::take(&mut self.stack));
             }
         }
+    }
+
+    /// [`Worker::resume`] on the worker whose [`Worker::as_ptr`] is `inner`.
+    ///
+    /// # Safety
+    /// `inner` must be the `as_ptr` of a live worker that the caller could resume through
+    /// `Worker::resume` now (it owns the runnable ULT that holds it), and no reference to that
+    /// worker may be in use meanwhile.
+    #[inline(always)]
+    pub(crate) unsafe fn resume_at(inner: *mut Inner, input: usize) -> CoroutineResult<Switch, ()> {
+        // SAFETY: the caller's contract: the pointer is the worker's own, with its provenance,
+        // and nothing else uses the worker during this call.
+        let inner = unsafe { &mut *inner };
+        inner.idle = false;
+        inner.co.resume(input)
     }
 
     /// An idle worker for a ULT that asked for `size` stack bytes: this thread's most recent
@@ -565,9 +618,9 @@ pub(crate) mod workers {
     /// Keeps an idle worker for this thread's next spawn (or ends it if enough are kept).
     #[inline]
     pub(crate) fn give_back(mut worker: Worker) {
-        debug_assert!(worker.0.idle);
+        debug_assert!(worker.idle);
         // Its loop is suspended near the top of the stack: a deep ULT's pages can go.
-        worker.0.stack.note_reuse_sampled();
+        worker.stack.note_reuse_sampled();
         let mut worker = Some(worker);
         let _ = IDLE.try_with(|idle| {
             // SAFETY: the closure only pushes (a worker that is not kept is dropped below,
@@ -603,7 +656,7 @@ pub(crate) mod workers {
             // SAFETY: the closure only reads the entries.
             unsafe {
                 idle.with(|idle| {
-                    let bytes = idle.iter().map(|w| w.0.stack.mapped_len()).sum();
+                    let bytes = idle.iter().map(|w| w.stack.mapped_len()).sum();
                     (idle.len(), bytes)
                 })
             }
@@ -615,7 +668,7 @@ pub(crate) mod workers {
     pub(crate) fn trim_idle() {
         let _ = IDLE.try_with(|idle| {
             // SAFETY: `trim` is an madvise on memory the list owns: no foreign code.
-            unsafe { idle.with(|idle| idle.iter_mut().for_each(|w| w.0.stack.trim())) }
+            unsafe { idle.with(|idle| idle.iter_mut().for_each(|w| w.stack.trim())) }
         });
     }
 }
@@ -900,6 +953,64 @@ impl RunFrame {
             queue,
         }
     }
+}
+
+/// A memo of what a nested resume switches with, kept by a run queue for its front ULT
+/// ([`RawUlt::resume_nested_via`]): the header, the worker coroutine and the yielder. Only
+/// compared and copied, never dereferenced before it has compared equal to the real target
+/// of the ULT being resumed, so any value (a stale one, or all null) is harmless.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SwitchTarget {
+    header: *mut Header,
+    worker: *mut workers::Inner,
+    yielder: *const UltYielder,
+}
+
+impl Default for SwitchTarget {
+    fn default() -> SwitchTarget {
+        SwitchTarget {
+            header: ptr::null_mut(),
+            worker: ptr::null_mut(),
+            yielder: ptr::null(),
+        }
+    }
+}
+
+// SAFETY: a memo of addresses that is only compared on the thread that owns its run queue
+// and dereferenced after it equals a target that thread may resume (see the type's
+// comment); moving it between threads moves no access.
+unsafe impl Send for SwitchTarget {}
+
+impl SwitchTarget {
+    /// The same values, hidden from the optimiser (see [`opaque`]).
+    #[inline(always)]
+    fn opaque(self) -> SwitchTarget {
+        SwitchTarget {
+            header: opaque(self.header),
+            worker: opaque(self.worker),
+            yielder: opaque(self.yielder.cast_mut()),
+        }
+    }
+}
+
+/// Returns `p` unchanged, through an empty assembly block, so that the optimiser cannot
+/// tell the result equals the argument. After `if memo == actual`, it may otherwise use
+/// `actual` where the code says `memo`, and the point of the memo is to use the value that
+/// is ready first (see [`RawUlt::resume_nested_via`]).
+#[inline(always)]
+fn opaque<T>(p: *mut T) -> *mut T {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut p = p;
+        // SAFETY: the template is empty: it reads and writes no memory, stack or flags, and
+        // hands back the register it was given.
+        unsafe {
+            std::arch::asm!("/* {0} */", inout(reg) p, options(pure, nomem, nostack, preserves_flags))
+        };
+        p
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    std::hint::black_box(p)
 }
 
 /// What a kernel thread knows about the ULT it runs: the frame of the resume in progress.
@@ -1634,6 +1745,86 @@ impl RawUlt {
     fn resume_nested_as<const JOINED: bool>(self) -> Option<RawUlt> {
         // Without the offer: its next switch comes back here, to the lender.
         let outcome = self.switch_in(ptr::null());
+        self.after_nested::<JOINED>(outcome)
+    }
+
+    /// [`RawUlt::resume_nested`] through `cache`, a run queue's memo of the switch target
+    /// of its front ULT ([`SwitchTarget`]): when the memo equals this ULT's target, the
+    /// switch uses the memo's copy. The values are the same, so the result is too; what
+    /// changes is when the processor has them. The memo is one load from the run queue,
+    /// while this ULT's own target lies at the end of a chain of dependent loads (ring,
+    /// slot, header, worker); the comparison is a branch that the processor predicts, so
+    /// it switches on the memo's values at once and checks them against the chain's in
+    /// the background. When they differ, the memo is updated and the switch takes the
+    /// chain's values, as before.
+    ///
+    /// Contract: [`RawUlt::resume_nested`]'s; `cache` may hold anything (it is only ever
+    /// used once it compares equal to the real target).
+    #[inline(always)]
+    pub(crate) fn resume_nested_via(self, cache: &Cell<SwitchTarget>) -> Option<RawUlt> {
+        let actual = self.switch_target();
+        let cached = cache.get();
+        let outcome = if cached == actual {
+            // SAFETY: the memo equals this ULT's own target, field by field, so it names
+            // this ULT's header, its worker (with the worker's provenance: `as_ptr`) and
+            // its yielder; the caller may resume this ULT (the contract), and nothing
+            // else uses its worker meanwhile. `opaque` only keeps the compiler from
+            // replacing the memo's values with the chain's, which are equal.
+            unsafe { self.switch_in_to(cached.opaque()) }
+        } else {
+            if !actual.worker.is_null() {
+                cache.set(actual);
+            }
+            self.switch_in(ptr::null())
+        };
+        self.after_nested::<false>(outcome)
+    }
+
+    /// What this ULT's nested resume switches with: its header, worker and yielder.
+    #[inline(always)]
+    fn switch_target(&self) -> SwitchTarget {
+        let header: &Header = self;
+        // SAFETY: the caller holds the runnable ULT, so nobody runs or replaces its worker
+        // now (as in `prefetch_targets`); only the worker's address is read.
+        let worker = unsafe { (*header.worker.get()).as_ref() };
+        SwitchTarget {
+            header: self.0.as_ptr(),
+            worker: worker.map_or(ptr::null_mut(), |w| w.as_ptr()),
+            yielder: header.yielder.get(),
+        }
+    }
+
+    /// [`RawUlt::switch_in`] without an offer, on the parts in `target`.
+    ///
+    /// # Safety
+    /// `target` must equal `self.switch_target()` with a non-null worker, and the caller
+    /// must be allowed to resume this ULT (as for `switch_in`).
+    #[inline(always)]
+    unsafe fn switch_in_to(&self, target: SwitchTarget) -> CoroutineResult<Switch, ()> {
+        let frame = RunFrame {
+            // SAFETY: `target.header` is this handle's non-null pointer (the contract); a copy
+            // that is never dropped, as in `RunFrame::new`.
+            ult: std::mem::ManuallyDrop::new(RawUlt(unsafe {
+                NonNull::new_unchecked(target.header)
+            })),
+            yielder: Cell::new(target.yielder),
+            nest: Cell::new(ptr::null()),
+            queue: ptr::null(),
+        };
+        let outer = THREAD.with(|t| t.frame.replace(&frame));
+        // SAFETY: `target.worker` is this ULT's worker (the contract), which the caller owns
+        // exclusively as in `switch_in`; no reference to it is alive.
+        let outcome = unsafe { workers::resume_at(target.worker, target.header as usize) };
+        THREAD.with(|t| t.frame.set(outer));
+        outcome
+    }
+
+    /// What a nested resume does once the ULT has switched back (see `resume_nested_as`).
+    #[inline(always)]
+    fn after_nested<const JOINED: bool>(
+        self,
+        outcome: CoroutineResult<Switch, ()>,
+    ) -> Option<RawUlt> {
         match outcome {
             CoroutineResult::Yield(Switch::Yield) => Some(self),
             CoroutineResult::Yield(Switch::Park) => match self.after_park_outlined() {

@@ -28,10 +28,10 @@
 //! (pop and push, a length), 6.0x with the two counters alone, 5.3x with them and the
 //! lender's yield inlined (`raw::Nest::queue`), 4.3x with the front run in place as well.
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::mem::MaybeUninit;
 
-use crate::raw::RawUlt;
+use crate::raw::{RawUlt, SwitchTarget};
 
 /// The ring and its bookkeeping (see the module header).
 #[derive(Default)]
@@ -114,7 +114,12 @@ impl Ring {
 /// assert_eq!(q.len(), 0);
 /// ```
 #[derive(Default)]
-pub struct RunQueue(UnsafeCell<Ring>);
+pub struct RunQueue {
+    ring: UnsafeCell<Ring>,
+    /// The switch target of the ULT last run by [`RunQueue::resume_front_nested`], usually
+    /// the front again (see [`RawUlt::resume_nested_via`]).
+    front_target: Cell<SwitchTarget>,
+}
 
 impl RunQueue {
     /// Queues `ult` at the back.
@@ -122,14 +127,14 @@ impl RunQueue {
     pub fn push_back(&self, ult: RawUlt) {
         // SAFETY: one thread (`!Sync`), and `push_back` runs no code outside this crate while
         // it holds the ring (see the module header).
-        unsafe { (*self.0.get()).push_back(ult) }
+        unsafe { (*self.ring.get()).push_back(ult) }
     }
 
     /// Takes the ULT at the front.
     #[inline]
     pub fn pop_front(&self) -> Option<RawUlt> {
         // SAFETY: as in `push_back`.
-        unsafe { (*self.0.get()).pop_front() }
+        unsafe { (*self.ring.get()).pop_front() }
     }
 
     /// Runs the front ULT nested on the running ULT's stack ([`RawUlt::resume_nested`])
@@ -150,7 +155,7 @@ impl RunQueue {
         // SAFETY: as in `push_back`; the ring's handle is copied bitwise, and below exactly
         // one of the two copies is given up without being dropped.
         let running = unsafe {
-            let ring = &*self.0.get();
+            let ring = &*self.ring.get();
             if ring.head == ring.tail {
                 return false;
             }
@@ -159,7 +164,7 @@ impl RunQueue {
         };
         // Pushes while it runs go behind it; nothing pops (see above), so afterwards its
         // handle is still the ring's front.
-        match running.resume_nested() {
+        match running.resume_nested_via(&self.front_target) {
             Some(runnable) => {
                 // The ring's copy stays the one owner: the same handle, still in its slot.
                 std::mem::forget(runnable);
@@ -193,7 +198,7 @@ impl RunQueue {
     #[inline]
     pub fn len(&self) -> usize {
         // SAFETY: as in `push_back`.
-        unsafe { (*self.0.get()).len() }
+        unsafe { (*self.ring.get()).len() }
     }
 
     /// Whether nothing is queued.
@@ -214,7 +219,7 @@ impl RunQueue {
     pub fn prefetch(&self, index: usize) {
         // SAFETY: as in `push_back`; `RawUlt::prefetch` only reads the ULT's header and
         // issues prefetch hints.
-        if let Some(u) = unsafe { (*self.0.get()).get(index) } {
+        if let Some(u) = unsafe { (*self.ring.get()).get(index) } {
             u.prefetch();
         }
     }
@@ -224,7 +229,7 @@ impl RunQueue {
     #[inline]
     pub fn prefetch_header(&self, index: usize) {
         // SAFETY: as in `prefetch`; `prefetch_header` reads nothing at all.
-        if let Some(u) = unsafe { (*self.0.get()).get(index) } {
+        if let Some(u) = unsafe { (*self.ring.get()).get(index) } {
             u.prefetch_header();
         }
     }
