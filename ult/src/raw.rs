@@ -998,6 +998,10 @@ impl SwitchTarget {
 /// `actual` where the code says `memo`, and the point of the memo is to use the value that
 /// is ready first (see [`RawUlt::resume_nested_via`]).
 #[inline(always)]
+#[allow(
+    clippy::pointers_in_nomem_asm_block,
+    reason = "the block only passes the pointer through; it reads and writes nothing"
+)]
 fn opaque<T>(p: *mut T) -> *mut T {
     #[cfg(target_arch = "x86_64")]
     {

@@ -27,6 +27,13 @@
 //! -p ult --example switchratio`, six interleaved runs of each build, AMD EPYC): 6.0x before
 //! (pop and push, a length), 6.0x with the two counters alone, 5.3x with them and the
 //! lender's yield inlined (`raw::Nest::queue`), 4.3x with the front run in place as well.
+//!
+//! The ring also keeps a memo of the switch target (header, worker, yielder) of the ULT it
+//! last ran in place, which is usually the front again ([`crate::raw::RawUlt`]'s
+//! `resume_nested_via`): the switch takes its values from the memo, one load from the queue,
+//! and the real target, at the end of the ring -> slot -> header -> worker chain, only
+//! confirms them through a predicted branch. Same measure, three interleaved runs of each
+//! build: 3.94-4.04x without the memo, 3.32-3.34x with it.
 
 use std::cell::{Cell, UnsafeCell};
 use std::mem::MaybeUninit;

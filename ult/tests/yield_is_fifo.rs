@@ -62,3 +62,54 @@ fn spawn_outside_an_executor_is_an_error_not_a_crash() {
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+/// A yield between two ULTs switches on the run queue's memo of its front ULT's target. The
+/// partner here changes every round, and each new one reuses the finished one's cell and
+/// worker (the thread's caches), so a memo that were trusted without its check would run
+/// a stale ULT: each step checks who runs, and the order.
+#[test]
+fn yield_partners_that_come_and_go_each_run_as_themselves() {
+    let log = ult::run(|| {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for round in 0..50u32 {
+            let partner_log = log.clone();
+            let partner = ult::spawn(move || {
+                let me = ult::current().id();
+                for step in 0..3u32 {
+                    partner_log
+                        .lock()
+                        .unwrap()
+                        .push((round, step, "partner", me));
+                    ult::yield_now();
+                    assert_eq!(ult::current().id(), me, "round {round} step {step}");
+                }
+            });
+            let partner_id = partner.id();
+            let root = ult::current().id();
+            for step in 0..4u32 {
+                ult::yield_now();
+                log.lock().unwrap().push((round, step, "root", root));
+            }
+            partner.join().unwrap();
+            // The partner ran as itself on every step.
+            let v = log.lock().unwrap();
+            let partner_steps = v
+                .iter()
+                .filter(|e| e.0 == round && e.2 == "partner")
+                .inspect(|e| assert_eq!(e.3, partner_id))
+                .count();
+            assert_eq!(partner_steps, 3);
+        }
+        let v = log.lock().unwrap().clone();
+        v
+    });
+    // Strict alternation within each round: partner, root, partner, root, partner, root, root.
+    let pattern = [
+        "partner", "root", "partner", "root", "partner", "root", "root",
+    ];
+    for (round, chunk) in log.chunks(pattern.len()).enumerate() {
+        let who: Vec<_> = chunk.iter().map(|e| e.2).collect();
+        assert_eq!(who, pattern, "round {round}");
+    }
+    assert_eq!(log.len(), 50 * pattern.len());
+}
