@@ -904,7 +904,8 @@ fn next_id_block() -> UltId {
 }
 
 /// What the running ULT's own code needs to know about its run, built by the resumer on its
-/// own stack for one resume ([`RawUlt::switch_in`]) and published through [`ThreadCtx`].
+/// own stack for one resume ([`RawUlt::switch_in`]), or kept by a run queue for the nested
+/// runs of its front ULT ([`FrontRun`]), and published through [`ThreadCtx`].
 ///
 /// One word of thread-local state per resume instead of three: a resume used to save,
 /// replace and restore the running ULT, its yielder and the nest offer one by one, each a
@@ -924,13 +925,13 @@ pub(crate) struct RunFrame {
     /// keeps the owning one): [`current_raw`] lends it out. First, so that a pointer to the
     /// frame is a pointer to it.
     ult: std::mem::ManuallyDrop<RawUlt>,
-    /// The running ULT's yielder (null until its first run sets it): the switch path reads it
-    /// without walking the header.
-    yielder: Cell<*const UltYielder>,
     /// Non-null while the running ULT may run other ULTs on its own stack when it yields,
     /// parks or joins (see [`Nest`]); null while a nested ULT runs, and for the ULTs of other
     /// schedulers.
     nest: Cell<*const Nest>,
+    /// The running ULT's yielder (null until its first run sets it): the switch path reads it
+    /// without walking the header.
+    yielder: Cell<*const UltYielder>,
     /// `nest`'s run queue (null without one), copied here at the resume so that a yield
     /// reaches the next ULT one dependent load sooner (frame -> queue, not frame -> nest ->
     /// queue; see `examples/yieldfloor.rs` for what a load on that chain costs).
@@ -955,10 +956,9 @@ impl RunFrame {
     }
 }
 
-/// A memo of what a nested resume switches with, kept by a run queue for its front ULT
-/// ([`RawUlt::resume_nested_via`]): the header, the worker coroutine and the yielder. Only
-/// compared and copied, never dereferenced before it has compared equal to the real target
-/// of the ULT being resumed, so any value (a stale one, or all null) is harmless.
+/// What a nested resume switches with: the ULT's header, its worker coroutine and its
+/// yielder ([`RawUlt::switch_target`]), compared with a run queue's memo of them
+/// ([`FrontRun`]). Only compared, never dereferenced.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SwitchTarget {
     header: *mut Header,
@@ -966,30 +966,58 @@ pub(crate) struct SwitchTarget {
     yielder: *const UltYielder,
 }
 
-impl Default for SwitchTarget {
-    fn default() -> SwitchTarget {
-        SwitchTarget {
-            header: ptr::null_mut(),
+/// A run queue's memo of the nested run of its front ULT ([`RawUlt::resume_nested_via`]):
+/// the [`RunFrame`] to publish for it and its worker. The frame has no offer (a nested run)
+/// and names the ULT and yielder last remembered; until then a dangling handle that no
+/// header can equal. While the memo's ULT runs, its frame is the published one, so a first
+/// run's yielder (`start_on_worker`) lands here too and the next comparison matches.
+///
+/// Its values are only compared until they equal the target of the ULT being resumed, so a
+/// stale memo (the ULT finished, its cell or worker reused) is harmless.
+pub(crate) struct FrontRun {
+    frame: RunFrame,
+    worker: *mut workers::Inner,
+}
+
+impl Default for FrontRun {
+    fn default() -> FrontRun {
+        FrontRun {
+            frame: RunFrame {
+                ult: std::mem::ManuallyDrop::new(RawUlt(NonNull::dangling())),
+                nest: Cell::new(ptr::null()),
+                yielder: Cell::new(ptr::null()),
+                queue: ptr::null(),
+            },
             worker: ptr::null_mut(),
-            yielder: ptr::null(),
         }
     }
 }
 
-// SAFETY: a memo of addresses that is only compared on the thread that owns its run queue
-// and dereferenced after it equals a target that thread may resume (see the type's
-// comment); moving it between threads moves no access.
-unsafe impl Send for SwitchTarget {}
+// SAFETY: addresses that are compared, and dereferenced only once they equal the target of a
+// ULT that the queue's thread may resume (see the type's comment); the queue is used by one
+// thread at a time, so moving it moves no access.
+unsafe impl Send for FrontRun {}
 
-impl SwitchTarget {
-    /// The same values, hidden from the optimiser (see [`opaque`]).
+impl FrontRun {
+    /// The target the memo describes.
     #[inline(always)]
-    fn opaque(self) -> SwitchTarget {
+    fn target(&self) -> SwitchTarget {
         SwitchTarget {
-            header: opaque(self.header),
-            worker: opaque(self.worker),
-            yielder: opaque(self.yielder.cast_mut()),
+            header: self.frame.ult.0.as_ptr(),
+            worker: self.worker,
+            yielder: self.frame.yielder.get(),
         }
+    }
+
+    /// Remembers `target` (with a non-null worker).
+    #[inline(always)]
+    fn remember(&mut self, target: SwitchTarget) {
+        // A copy of the handle that is never dropped, as in `RunFrame::new`.
+        if let Some(header) = NonNull::new(target.header) {
+            self.frame.ult = std::mem::ManuallyDrop::new(RawUlt(header));
+        }
+        self.frame.yielder.set(target.yielder);
+        self.worker = target.worker;
     }
 }
 
@@ -1020,7 +1048,8 @@ fn opaque<T>(p: *mut T) -> *mut T {
 /// What a kernel thread knows about the ULT it runs: the frame of the resume in progress.
 struct ThreadCtx {
     /// The [`RunFrame`] of the ULT running on this kernel thread, or null. It lives in the
-    /// frame of `RawUlt::switch_in`, which outlives the ULT's run (until it switches back).
+    /// frame of `RawUlt::switch_in`, or in the run queue of a `RawUlt::resume_nested_via`
+    /// call, either of which outlives the ULT's run (until it switches back).
     frame: Cell<*const RunFrame>,
 }
 
@@ -1752,35 +1781,51 @@ impl RawUlt {
         self.after_nested::<JOINED>(outcome)
     }
 
-    /// [`RawUlt::resume_nested`] through `cache`, a run queue's memo of the switch target
-    /// of its front ULT ([`SwitchTarget`]): when the memo equals this ULT's target, the
-    /// switch uses the memo's copy. The values are the same, so the result is too; what
-    /// changes is when the processor has them. The memo is one load from the run queue,
-    /// while this ULT's own target lies at the end of a chain of dependent loads (ring,
-    /// slot, header, worker); the comparison is a branch that the processor predicts, so
-    /// it switches on the memo's values at once and checks them against the chain's in
-    /// the background. When they differ, the memo is updated and the switch takes the
-    /// chain's values, as before.
+    /// [`RawUlt::resume_nested`] through `memo`, a run queue's memo of the nested run of its
+    /// front ULT ([`FrontRun`]): the frame to publish and the worker to resume. When the memo
+    /// describes this ULT (its header, worker and yielder), the switch publishes the memo's
+    /// frame and resumes the memo's worker; otherwise the memo is rewritten for this ULT
+    /// first. Either way the result is the same as `resume_nested`'s; what changes is when
+    /// the processor has the values. The memo's worker is one load from the run queue,
+    /// while this ULT's own lies at the end of a chain of dependent loads (ring, slot,
+    /// header, worker); the comparison is a branch that the processor predicts, so it
+    /// switches on the memo's values at once and checks them against the chain's in the
+    /// background. The frame is no longer built on the stack for every run: the nested ULT
+    /// reads a frame that was last written when the memo changed, not one stored a moment
+    /// before its switch.
     ///
-    /// Contract: [`RawUlt::resume_nested`]'s; `cache` may hold anything (it is only ever
-    /// used once it compares equal to the real target).
+    /// The memo may hold anything: its values are used only once they equal this ULT's.
+    ///
+    /// # Safety
+    /// [`RawUlt::resume_nested`]'s contract, and nothing else may read or write `memo` until
+    /// this call returns (a run queue's own, used only by its lender, which is suspended
+    /// while the ULT runs).
     #[inline(always)]
-    pub(crate) fn resume_nested_via(self, cache: &Cell<SwitchTarget>) -> Option<RawUlt> {
+    pub(crate) unsafe fn resume_nested_via(self, memo: &UnsafeCell<FrontRun>) -> Option<RawUlt> {
         let actual = self.switch_target();
-        let cached = cache.get();
-        let outcome = if cached == actual {
-            // SAFETY: the memo equals this ULT's own target, field by field, so it names
-            // this ULT's header, its worker (with the worker's provenance: `as_ptr`) and
-            // its yielder; the caller may resume this ULT (the contract), and nothing
-            // else uses its worker meanwhile. `opaque` only keeps the compiler from
-            // replacing the memo's values with the chain's, which are equal.
-            unsafe { self.switch_in_to(cached.opaque()) }
+        let memo = memo.get();
+        // SAFETY: only this call reads or writes the memo while it runs (our contract), and
+        // its frame is not published yet.
+        let remembered = unsafe { (*memo).target() };
+        let worker = if remembered == actual {
+            // The memo's worker, not the chain's (equal, see `opaque`).
+            opaque(remembered.worker)
+        } else if actual.worker.is_null() {
+            // Never for a runnable ULT; `switch_in` reports it.
+            let outcome = self.switch_in(ptr::null());
+            return self.after_nested::<false>(outcome);
         } else {
-            if !actual.worker.is_null() {
-                cache.set(actual);
-            }
-            self.switch_in(ptr::null())
+            // SAFETY: as above; nothing references the frame until `switch_in_frame`
+            // publishes it.
+            unsafe { (*memo).remember(actual) };
+            actual.worker
         };
+        // SAFETY: the memo now equals this ULT's target: its frame names this ULT and its
+        // yielder with no offer, and `worker` is this ULT's worker with its provenance
+        // (`Worker::as_ptr`); the caller may resume this ULT (the contract); the frame lives
+        // in the caller's run queue, which outlives this call, and nothing writes it while
+        // the ULT runs (only this call does, and it is suspended meanwhile).
+        let outcome = unsafe { self.switch_in_frame(ptr::addr_of!((*memo).frame), worker) };
         self.after_nested::<false>(outcome)
     }
 
@@ -1798,27 +1843,22 @@ impl RawUlt {
         }
     }
 
-    /// [`RawUlt::switch_in`] without an offer, on the parts in `target`.
+    /// [`RawUlt::switch_in`] with `frame` as the published frame and `worker` as the worker.
     ///
     /// # Safety
-    /// `target` must equal `self.switch_target()` with a non-null worker, and the caller
-    /// must be allowed to resume this ULT (as for `switch_in`).
+    /// `frame` must describe a run of this ULT (its handle and yielder) and stay valid and
+    /// unwritten, except through its cells, until this call returns; `worker` must be this
+    /// ULT's worker, which the caller may use exclusively as in `switch_in` (it may resume
+    /// this ULT).
     #[inline(always)]
-    unsafe fn switch_in_to(&self, target: SwitchTarget) -> CoroutineResult<Switch, ()> {
-        let frame = RunFrame {
-            // SAFETY: `target.header` is this handle's non-null pointer (the contract); a copy
-            // that is never dropped, as in `RunFrame::new`.
-            ult: std::mem::ManuallyDrop::new(RawUlt(unsafe {
-                NonNull::new_unchecked(target.header)
-            })),
-            yielder: Cell::new(target.yielder),
-            nest: Cell::new(ptr::null()),
-            queue: ptr::null(),
-        };
-        let outer = THREAD.with(|t| t.frame.replace(&frame));
-        // SAFETY: `target.worker` is this ULT's worker (the contract), which the caller owns
-        // exclusively as in `switch_in`; no reference to it is alive.
-        let outcome = unsafe { workers::resume_at(target.worker, target.header as usize) };
+    unsafe fn switch_in_frame(
+        &self,
+        frame: *const RunFrame,
+        worker: *mut workers::Inner,
+    ) -> CoroutineResult<Switch, ()> {
+        let outer = THREAD.with(|t| t.frame.replace(frame));
+        // SAFETY: the caller's contract; no reference to the worker is alive.
+        let outcome = unsafe { workers::resume_at(worker, self.0.as_ptr() as usize) };
         THREAD.with(|t| t.frame.set(outer));
         outcome
     }

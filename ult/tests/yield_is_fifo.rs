@@ -113,3 +113,37 @@ fn yield_partners_that_come_and_go_each_run_as_themselves() {
     }
     assert_eq!(log.len(), 50 * pattern.len());
 }
+
+/// The root's yield runs the ULTs ahead of it in place, one after another: each runs as
+/// itself (its own stack and identity), although the front of the queue changes between
+/// them, and in FIFO order.
+#[test]
+fn a_lenders_yield_runs_each_ult_ahead_as_itself() {
+    let (log, ids) = ult::run(|| {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let spawn = |name: &'static str| {
+            let log = log.clone();
+            ult::spawn(move || {
+                let mut seen = 0u32;
+                for _ in 0..3 {
+                    seen += 1;
+                    log.lock().unwrap().push((name, ult::current().id(), seen));
+                    ult::yield_now();
+                }
+            })
+        };
+        let (p, q) = (spawn("p"), spawn("q"));
+        let ids = (p.id(), q.id());
+        for _ in 0..3 {
+            ult::yield_now();
+        }
+        p.join().unwrap();
+        q.join().unwrap();
+        let log = log.lock().unwrap().clone();
+        (log, ids)
+    });
+    let expected: Vec<_> = (1..=3)
+        .flat_map(|n| [("p", ids.0, n), ("q", ids.1, n)])
+        .collect();
+    assert_eq!(log, expected);
+}
