@@ -21,9 +21,10 @@
 //! code in it may hold addresses of the thread-locals of the kernel thread it runs on across
 //! a switch, so it must be resumed on that same thread unless its spawner promised otherwise
 //! through the `unsafe` [`crate::Builder::migratable`]. [`Header::may_migrate`] tells a
-//! scheduler which case applies. Inside a ULT this module reads its own thread-local
-//! (`THREAD`) again after every switch, through a non-inlined function, so the runtime never
-//! caches a thread-local address across a switch.
+//! scheduler which case applies. Inside a ULT this module reads its own thread-local (the
+//! running frame, `frame_slot`) again after every switch, with inline assembly that is
+//! executed afresh each time (or a non-inlined function), so the runtime never caches a
+//! thread-local address across a switch.
 
 use std::alloc::Layout;
 use std::any::Any;
@@ -905,7 +906,7 @@ fn next_id_block() -> UltId {
 
 /// What the running ULT's own code needs to know about its run, built by the resumer on its
 /// own stack for one resume ([`RawUlt::switch_in`]), or kept by a run queue for the nested
-/// runs of its front ULT ([`FrontRun`]), and published through [`ThreadCtx`].
+/// runs of its front ULT ([`FrontRun`]), and published as the running frame ([`frame_slot`]).
 ///
 /// One word of thread-local state per resume instead of three: a resume used to save,
 /// replace and restore the running ULT, its yielder and the nest offer one by one, each a
@@ -1045,163 +1046,132 @@ fn opaque<T>(p: *mut T) -> *mut T {
     std::hint::black_box(p)
 }
 
-/// What a kernel thread knows about the ULT it runs: the frame of the resume in progress.
-struct ThreadCtx {
-    /// The [`RunFrame`] of the ULT running on this kernel thread, or null. It lives in the
-    /// frame of `RawUlt::switch_in`, or in the run queue of a `RawUlt::resume_nested_via`
-    /// call, either of which outlives the ULT's run (until it switches back).
-    frame: Cell<*const RunFrame>,
-}
-
-thread_local! {
-    static THREAD: ThreadCtx = const {
-        ThreadCtx {
-            frame: Cell::new(ptr::null()),
-        }
-    };
-}
-
-/// A call-free read of `THREAD`'s fields for the readers that run inside ULTs (see the
-/// comment above `current_raw`; callers in library crates gain most).
+/// The running frame: one word per kernel thread, the [`RunFrame`] of the ULT running on it,
+/// or null. The frame lives in the frame of `RawUlt::switch_in`, or in the run queue of a
+/// `RawUlt::resume_nested_via` call, either of which outlives the ULT's run (until it
+/// switches back).
 ///
-/// The thread-local sits at the same offset from the thread pointer on every thread when it
-/// belongs to the main executable: the executable's thread-local block is part of every
-/// thread's static TLS block, at a link-time offset (the x86-64 ELF TLS ABI, variant II).
-/// [`fast_tls::set_up`] checks that `ult` is linked into the main executable (`dl_iterate_phdr`
-/// reports the main program first) and only then records the offset, once, from the calling
-/// thread. A read is then one `mov` from `%fs:offset+field` in inline assembly: no call, no
-/// pointer formed from an integer (the assembly reads the field like the `Cell::get` it
-/// replaces), and, since the block is not `pure`, executed afresh wherever it is written, so
-/// a migrated ULT reads its new thread's fields as the never-inlined readers do. In a shared
-/// library, where the block may be allocated per thread on demand, the offset stays unknown
-/// (0: `THREAD` can never sit at the thread pointer itself, which holds the thread's control
-/// block) and the readers fall back to the never-inlined functions.
+/// Code inside a ULT must read it on the thread that runs the ULT now: no caller may cache a
+/// thread-local's address across a switch (a migratable ULT may come back on another
+/// thread). On x86-64 Linux the word is an ELF thread-local of its own, defined in assembly,
+/// and every access is inline assembly in the initial-exec model: the word's offset from
+/// the thread pointer is read from the GOT (which the linker turns into a constant in an
+/// executable) and the access is `%fs`-relative, executed afresh wherever it is written
+/// (the blocks are not `pure`), so a migrated ULT reads its new thread's word. Initial-exec
+/// works in the main program and in every shared library loaded with it (and in a
+/// `dlopen`ed one while the C library's static TLS reserve lasts; the word is 8 bytes).
+/// Elsewhere the word is a `thread_local!` read through a never-inlined function, generic
+/// over a marker so that a binary crate that calls it gets an instance of its own (a direct
+/// call, not one through the GOT).
+///
+/// History (yield round trip between two ULTs, `taskset -c 1 cargo run --release -p ult
+/// --example switchratio`, a binary crate, interleaved): 24.7-26.7 ns with a plain
+/// never-inlined function in this crate (reached from other crates through the GOT),
+/// 11.5-12.5 ns with the per-crate instance (four pairs); `lab switch` (the yield loop in the
+/// `benches` library crate) 19.0-19.9 ns with the instance and 15.4-15.6 ns with an inline
+/// `%fs` read at an offset that the first thread recorded at run time, which needed a check
+/// that `ult` was in the main executable and a test of the recorded offset on every read
+/// (two pairs). The initial-exec word needs neither (in an executable the linker turns
+/// the GOT read into a constant): switchratio 3.13-3.21x the raw round trip before, 3.06-3.07x
+/// after (five interleaved runs of each), `lab -q switch` 3.26-3.27x before, 3.13-3.15x after
+/// (three interleaved runs); 123.8 -> 115.7 instructions per yield round trip and 504.6 ->
+/// 496.6 per pooled spawn+join (`scripts/count-instructions.sh countloop yield`; `PASSES=3
+/// A=10000 scripts/count-instructions.sh spawnjoin`).
 #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
-mod fast_tls {
-    use super::{RunFrame, ThreadCtx, THREAD};
-    use std::mem::offset_of;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Once;
+mod frame_slot {
+    use super::RunFrame;
 
-    /// `THREAD`'s address minus the thread pointer, or 0 while unknown or unusable.
-    static OFFSET: AtomicUsize = AtomicUsize::new(0);
-    static SET_UP: Once = Once::new();
+    // The word itself, in `.tbss` (zero-initialised thread-local storage). The name carries
+    // the crate's version so that two versions of `ult` in one program keep two words.
+    std::arch::global_asm!(
+        ".pushsection .tbss,\"awT\",@nobits",
+        ".p2align 3",
+        ".globl ult_running_frame_v0_1",
+        ".hidden ult_running_frame_v0_1",
+        ".type ult_running_frame_v0_1,@object",
+        ".size ult_running_frame_v0_1,8",
+        "ult_running_frame_v0_1:",
+        ".zero 8",
+        ".popsection",
+    );
 
-    /// The recorded offset (0: use the fallback).
+    /// The calling thread's running frame (null: none).
     #[inline(always)]
-    pub(super) fn offset() -> usize {
-        // Relaxed: only the value matters, and it never changes once set.
-        OFFSET.load(Ordering::Relaxed)
-    }
-
-    /// `THREAD.frame` of the calling thread; `None` while the offset is unknown.
-    #[inline(always)]
-    pub(super) fn frame() -> Option<*const RunFrame> {
-        let offset = known_offset()?;
-        // SAFETY: a known offset, and `frame` is a `Cell<*const RunFrame>` of `ThreadCtx`.
-        Some(unsafe { read(offset, offset_of!(ThreadCtx, frame)) })
-    }
-
-    #[inline(always)]
-    fn known_offset() -> Option<usize> {
-        Some(offset()).filter(|&o| o != 0)
-    }
-
-    /// Reads the pointer-sized field at `field` bytes into the calling thread's `THREAD`.
-    ///
-    /// # Safety
-    /// `offset` must be a nonzero value returned by [`offset`], and `field` the offset of one
-    /// of `ThreadCtx`'s `Cell<*const T>` fields.
-    #[inline(always)]
-    unsafe fn read<T>(offset: usize, field: usize) -> *const T {
-        let value: *const T;
-        // SAFETY: by the contract, `%fs:offset+field` is that field of this thread's
-        // `THREAD` (same offset on every thread, see the module header), initialised by its
-        // `const` initialiser, and written only by this thread through its `Cell`; the block
-        // only loads from it and touches no stack or flags.
+    pub(super) fn get() -> *const RunFrame {
+        let value: *const RunFrame;
+        // SAFETY: the GOT entry holds the word's offset from the thread pointer (the
+        // initial-exec model; the dynamic linker fills it before any code runs), and
+        // `%fs:offset` is the calling thread's word, zero-initialised and written only by
+        // `set` on this thread. The block only loads; it touches no stack or flags.
         unsafe {
             std::arch::asm!(
-                "mov {value}, qword ptr fs:[{at}]",
-                at = in(reg) offset.wrapping_add(field),
-                value = out(reg) value,
+                "mov {v}, qword ptr [rip + ult_running_frame_v0_1@GOTTPOFF]",
+                "mov {v}, qword ptr fs:[{v}]",
+                v = out(reg) value,
                 options(nostack, preserves_flags, readonly),
             );
         }
         value
     }
 
-    /// Records the offset if `ult` is part of the main executable (once per process).
-    pub(super) fn set_up() {
-        SET_UP.call_once(|| {
-            if !in_main_executable(set_up as *const () as usize) {
-                return;
-            }
-            let thread_pointer: usize;
-            // SAFETY: on x86-64 Linux the first word of the thread's control block, at
-            // `%fs:0`, is the thread pointer itself (glibc and musl alike); a plain load.
-            unsafe {
-                std::arch::asm!(
-                    "mov {}, qword ptr fs:[0]",
-                    out(reg) thread_pointer,
-                    options(nostack, preserves_flags, readonly),
-                );
-            }
-            let at = THREAD.with(|t| t as *const ThreadCtx as usize);
-            OFFSET.store(at.wrapping_sub(thread_pointer), Ordering::Relaxed);
-        });
-    }
-
-    /// Whether `addr` lies in one of the main program's loaded segments.
-    fn in_main_executable(addr: usize) -> bool {
-        unsafe extern "C" fn first_object(
-            info: *mut libc::dl_phdr_info,
-            _size: libc::size_t,
-            data: *mut libc::c_void,
-        ) -> libc::c_int {
-            // SAFETY: `dl_iterate_phdr` passes a valid `info` for the duration of the call,
-            // and `data` is the `(usize, bool)` that `in_main_executable` lent it.
-            let (info, (addr, found)) = unsafe { (&*info, &mut *(data as *mut (usize, bool))) };
-            // SAFETY: `dlpi_name` is a valid C string (empty for the main program).
-            let is_main = info.dlpi_name.is_null()
-                || unsafe { std::ffi::CStr::from_ptr(info.dlpi_name) }.is_empty();
-            if is_main {
-                for i in 0..usize::from(info.dlpi_phnum) {
-                    // SAFETY: `dlpi_phdr` points at `dlpi_phnum` program headers.
-                    let ph = unsafe { &*info.dlpi_phdr.add(i) };
-                    if ph.p_type == libc::PT_LOAD {
-                        let start = (info.dlpi_addr as usize).wrapping_add(ph.p_vaddr as usize);
-                        if (start..start.wrapping_add(ph.p_memsz as usize)).contains(addr) {
-                            *found = true;
-                        }
-                    }
-                }
-            }
-            1 // the first object is the main program: stop here
-        }
-        let mut data = (addr, false);
-        // SAFETY: the callback only reads what it is given and writes `data`, which outlives
-        // the call.
+    /// Sets the calling thread's running frame.
+    #[inline(always)]
+    pub(super) fn set(frame: *const RunFrame) {
+        // SAFETY: as in `get`; the block stores the pointer-sized word of this thread and
+        // nothing else (a pointer it is given, never dereferenced here).
         unsafe {
-            libc::dl_iterate_phdr(
-                Some(first_object),
-                &mut data as *mut (usize, bool) as *mut _,
-            )
-        };
-        data.1
+            std::arch::asm!(
+                "mov {o}, qword ptr [rip + ult_running_frame_v0_1@GOTTPOFF]",
+                "mov qword ptr fs:[{o}], {f}",
+                o = out(reg) _,
+                f = in(reg) frame,
+                options(nostack, preserves_flags),
+            );
+        }
     }
 }
 
-/// Targets without the call-free read: every reader takes its never-inlined fallback.
+/// Targets without an initial-exec word of our own: a `thread_local!` (see the x86-64 Linux
+/// module for the rules).
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
-mod fast_tls {
+mod frame_slot {
     use super::RunFrame;
+    use std::cell::Cell;
+    use std::ptr;
 
-    pub(super) fn set_up() {}
-
-    #[inline(always)]
-    pub(super) fn frame() -> Option<*const RunFrame> {
-        None
+    thread_local! {
+        static FRAME: Cell<*const RunFrame> = const { Cell::new(ptr::null()) };
     }
+
+    /// The calling thread's running frame (null: none, or the thread is exiting).
+    #[inline(always)]
+    pub(super) fn get() -> *const RunFrame {
+        get_here::<()>()
+    }
+
+    /// [`get`]'s never-inlined body, instantiated in the caller's crate.
+    #[inline(never)]
+    #[allow(
+        clippy::extra_unused_type_parameters,
+        reason = "the parameter only places the instance in the caller's crate"
+    )]
+    fn get_here<Here>() -> *const RunFrame {
+        FRAME.try_with(Cell::get).unwrap_or(ptr::null())
+    }
+
+    /// Sets the calling thread's running frame.
+    #[inline(never)]
+    pub(super) fn set(frame: *const RunFrame) {
+        let _ = FRAME.try_with(|f| f.set(frame));
+    }
+}
+
+/// Publishes `frame` as the calling thread's running frame and returns the one it replaces.
+#[inline(always)]
+fn replace_frame(frame: *const RunFrame) -> *const RunFrame {
+    let outer = frame_slot::get();
+    frame_slot::set(frame);
+    outer
 }
 
 /// A scheduler's offer to run other ULTs on the stack of the running ULT instead of switching
@@ -1249,42 +1219,10 @@ pub struct Nest {
     pub inline_yields: Cell<u32>,
 }
 
-// The reader of `THREAD` that runs inside a ULT (`current_frame`, behind `current_raw`,
-// `switch_context` and `current_nest`) must read on the thread that runs the ULT now: no
-// caller may cache the thread-local's address across a switch (a migratable ULT may come
-// back on another thread). It has two paths. Where `fast_tls` knows the thread-local's offset from the thread pointer
-// (`ult` linked into the main executable), the read is one `mov` from `%fs:` in inline
-// assembly, inlined into the caller and executed afresh each time. Elsewhere it calls a
-// never-inlined function, generic over a marker so that a binary crate that calls it gets an
-// instance of its own (a direct call). Both replace a plain never-inlined function in this
-// crate, which a caller in another crate reached through an indirect call via the GOT (rustc
-// emits `R_X86_64_GOTPCREL`, which the linker does not relax, so every call from a
-// position-independent crate to a function outside its code unit stays indirect) and through
-// the general-dynamic thread-local model relaxed at link time (`mov %fs:0` and `lea`). Yield
-// round trip between two ULTs, `taskset -c 1 cargo run --release -p ult --example switchratio`
-// (a binary crate), interleaved: 24.7-26.7 ns with the plain function, 11.5-12.5 ns with the
-// per-crate instance (four pairs), 12.3-12.6 ns with the assembly read (four pairs against
-// 11.2-11.7 for the instance). `lab switch` (the yield loop in the `benches` library crate,
-// which the per-crate instance does not reach: the lab calls one shared instance through the
-// GOT) gave 19.0-19.9 ns with the instance and 15.4-15.6 ns with the assembly read (two
-// interleaved pairs). The library case is the common one inside the runtime (`lwp` is a
-// library), so the assembly read comes first.
-
-/// The [`RunFrame`] of the ULT running on this kernel thread, or null (see the comment above
-/// for why the read has two paths).
+/// The [`RunFrame`] of the ULT running on this kernel thread, or null (see [`frame_slot`]).
 #[inline(always)]
 fn current_frame() -> *const RunFrame {
-    fast_tls::frame().unwrap_or_else(current_frame_here::<()>)
-}
-
-/// [`current_frame`]'s fallback read, instantiated in the caller's crate.
-#[inline(never)]
-#[allow(
-    clippy::extra_unused_type_parameters,
-    reason = "the parameter only places the instance in the caller's crate"
-)]
-fn current_frame_here<Here>() -> *const RunFrame {
-    THREAD.try_with(|t| t.frame.get()).unwrap_or(ptr::null())
+    frame_slot::get()
 }
 
 /// The running ULT's frame as a reference, if a ULT runs on this thread.
@@ -1400,7 +1338,7 @@ impl UnparkRef {
 
 /// Current ULT's guard page, for the overflow handler. Async-signal-safe: one TLS read.
 pub(crate) fn current_guard() -> Option<(usize, usize, u64, usize, *const Header)> {
-    let p = THREAD.try_with(|t| t.frame.get()).ok()?;
+    let p = current_frame();
     // SAFETY: as in `running_frame`; the handler runs on the thread that runs the ULT.
     let f: &RunFrame = unsafe { p.as_ref()? };
     let h: &Header = &f.ult;
@@ -1856,10 +1794,10 @@ impl RawUlt {
         frame: *const RunFrame,
         worker: *mut workers::Inner,
     ) -> CoroutineResult<Switch, ()> {
-        let outer = THREAD.with(|t| t.frame.replace(frame));
+        let outer = replace_frame(frame);
         // SAFETY: the caller's contract; no reference to the worker is alive.
         let outcome = unsafe { workers::resume_at(worker, self.0.as_ptr() as usize) };
-        THREAD.with(|t| t.frame.set(outer));
+        frame_slot::set(outer);
         outcome
     }
 
@@ -1946,7 +1884,7 @@ impl RawUlt {
     fn switch_in(&self, nest: *const Nest) -> CoroutineResult<Switch, ()> {
         let header: &Header = self;
         let frame = RunFrame::new(self, header.yielder.get(), nest);
-        let outer = THREAD.with(|t| t.frame.replace(&frame));
+        let outer = replace_frame(&frame);
         // SAFETY: the run-state protocol gives the caller exclusive ownership of the
         // worker: it popped the ULT from a run queue, and a ULT is in at most one queue.
         let worker = unsafe { (*header.worker.get()).as_mut() }.expect("resumed a finished ULT");
@@ -1955,7 +1893,7 @@ impl RawUlt {
         let outcome = worker.resume(header as *const Header as usize);
         // Looked up again rather than kept across the switch: a constant offset from the
         // thread pointer, cheaper than a register or a stack slot held through it.
-        THREAD.with(|t| t.frame.set(outer));
+        frame_slot::set(outer);
         outcome
     }
 
@@ -1996,7 +1934,7 @@ impl RawUlt {
         let header: &Header = &self;
         // Runs as this ULT (for `current()` in destructors), with nothing to switch to.
         let frame = RunFrame::new(&self, ptr::null(), ptr::null());
-        let prev = THREAD.with(|t| t.frame.replace(&frame));
+        let prev = replace_frame(&frame);
         // SAFETY: exclusive owner, as in `resume`.
         let worker = unsafe { (*header.worker.get()).take() };
         if header.cancel_state.get() >= LEAK_GUARD {
@@ -2006,7 +1944,7 @@ impl RawUlt {
             std::mem::forget(worker);
             // SAFETY: exclusive owner, as in `resume`.
             std::mem::forget(unsafe { std::mem::take(&mut *header.locals.get()) });
-            THREAD.with(|t| t.frame.set(prev));
+            frame_slot::set(prev);
             header.state.finish();
             self.complete();
             return;
@@ -2027,7 +1965,7 @@ impl RawUlt {
         // SAFETY: exclusive owner, as in `resume`; the coroutine is gone.
         let locals = unsafe { std::mem::take(&mut *header.locals.get()) };
         let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(locals)));
-        THREAD.with(|t| t.frame.set(prev));
+        frame_slot::set(prev);
         header.state.finish();
         // Its join handle sees it finished, without a result.
         self.complete();
@@ -2118,7 +2056,6 @@ pub(crate) fn suspend_current(header: &Header, why: Switch) {
 pub fn prepare_thread() {
     crate::overflow::ensure_signal_stack();
     crate::panic_context::install();
-    fast_tls::set_up();
 }
 
 /// The running ULT's yielder, its [`Nest`] offer and the offer's run queue (null outside a
@@ -2280,52 +2217,46 @@ fn _assert_send_sync() {
     let _ = |b: Box<dyn Any + Send>| b;
 }
 
-#[cfg(all(test, target_arch = "x86_64", target_os = "linux", not(miri)))]
-mod fast_tls_tests {
-    use super::{current_frame, current_frame_here, current_raw, fast_tls, THREAD};
+#[cfg(test)]
+mod frame_slot_tests {
+    use super::{current_frame, current_raw, frame_slot, replace_frame};
     use std::ptr;
 
-    /// The call-free reader and the never-inlined one agree, on every thread.
-    fn readers_agree() {
-        assert_eq!(current_frame(), current_frame_here::<()>());
-    }
-
     #[test]
-    fn a_test_binary_uses_the_call_free_path_and_it_reads_this_threads_fields() {
-        super::prepare_thread();
-        // The test binary links `ult` into the main executable, so the offset is known.
-        assert_ne!(fast_tls::offset(), 0);
+    fn each_thread_has_its_own_running_frame_and_a_ult_reads_its_own_after_a_switch() {
         let threads: Vec<_> = (0..4usize)
             .map(|i| {
                 std::thread::spawn(move || {
-                    // Distinct values per thread: a read of another thread's block shows.
+                    assert!(current_frame().is_null(), "zero-initialised");
+                    // Distinct values per thread: a read of another thread's word shows.
                     // (Only compared, never dereferenced.)
-                    let marker = (i + 1) * 0x1000;
-                    THREAD.with(|t| t.frame.set(marker as *const _));
-                    assert_eq!(current_frame() as usize, marker);
-                    readers_agree();
-                    THREAD.with(|t| t.frame.set(ptr::null()));
-                    readers_agree();
+                    let marker = ((i + 1) * 0x1000) as *const _;
+                    assert!(replace_frame(marker).is_null());
+                    for _ in 0..1000 {
+                        std::thread::yield_now();
+                        assert_eq!(current_frame(), marker);
+                    }
+                    assert_eq!(replace_frame(ptr::null()), marker);
                     assert!(current_raw().is_none());
                 })
             })
             .collect();
         for t in threads {
-            t.join().expect("the thread's readers agree");
+            t.join().expect("each thread reads its own word");
         }
-        readers_agree();
-        // Inside a ULT, where the frame is set by the executor.
+        assert!(current_frame().is_null());
+        // Inside a ULT, where the executor sets the word; restored when it returns.
         crate::run(|| {
             let me = current_raw().map(|r| r.id());
             assert!(me.is_some());
-            readers_agree();
             crate::yield_now();
-            readers_agree();
             assert_eq!(
                 current_raw().map(|r| r.id()),
                 me,
                 "the same ULT after a switch"
             );
         });
+        assert!(current_frame().is_null());
+        frame_slot::set(ptr::null());
     }
 }
