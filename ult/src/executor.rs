@@ -278,8 +278,8 @@ struct NestCtx<'a> {
     shared: &'a Shared,
     local: &'a Local,
     /// The countdown to the next poll: the offer's [`Nest::inline_yields`], which the
-    /// lender's inline yields count down too (they poll nothing; the first yield after it
-    /// reaches zero comes here through `on_yield`).
+    /// lender's inline yields count down too (they poll nothing; the yield that brings it to
+    /// zero comes here through `on_yield`). Between calls it is never zero.
     tick: &'a Cell<u32>,
 }
 
@@ -300,11 +300,10 @@ impl NestCtx<'_> {
     /// the queue runs dry).
     #[inline]
     fn poll(&self) {
-        let left = self.tick.get();
+        let left = self.tick.get().wrapping_sub(1);
+        self.tick.set(left);
         if left == 0 {
             self.poll_now();
-        } else {
-            self.tick.set(left - 1);
         }
     }
 
@@ -345,11 +344,10 @@ impl NestCtx<'_> {
 fn nested_yield(nest: &Nest) {
     // SAFETY: `data` is the event loop's `NestCtx`, alive while the loop runs.
     let ctx = unsafe { &*(nest.data as *const NestCtx<'_>) };
-    // The lender's inline yields counted the countdown down to here: poll once (the
-    // countdown restarts), then run what is ahead. One step per yield, however many ULTs
-    // run before it returns: the check comes every `TIMER_CHECK_INTERVAL` of the caller's
-    // yields.
-    ctx.poll();
+    // The lender's inline yields counted the countdown down to zero: poll (the countdown
+    // restarts), then run what is ahead. One poll per `TIMER_CHECK_INTERVAL` of the
+    // caller's yields, however many ULTs run before each returns.
+    ctx.poll_now();
     ctx.local.queue.resume_ahead_nested();
 }
 
