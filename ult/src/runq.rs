@@ -180,7 +180,12 @@ impl RunQueue {
             Some(runnable) => {
                 // The ring's copy stays the one owner: the same handle, still in its slot.
                 std::mem::forget(runnable);
-                if self.len() != 1 {
+                // SAFETY: as in `push_back`; only the counters are read.
+                let alone = unsafe {
+                    let ring = &*self.ring.get();
+                    ring.head.wrapping_add(1) == ring.tail
+                };
+                if !alone {
                     if let Some(front) = self.pop_front() {
                         self.push_back(front);
                     }
@@ -200,6 +205,13 @@ impl RunQueue {
     #[inline(always)]
     pub(crate) fn resume_ahead_nested(&self) {
         let mut ahead = self.len();
+        if ahead == 1 {
+            // The common case (two ULTs yielding to each other), without a count kept
+            // across the switch.
+            // SAFETY: not empty (one queued).
+            unsafe { self.resume_front_nested() };
+            return;
+        }
         while ahead > 0 {
             // SAFETY: not empty: each run removes at most the ULT it ran (nothing else pops
             // while the lender runs them, see `resume_front_nested`), so at least `ahead`
