@@ -63,10 +63,12 @@ fn spawn_outside_an_executor_is_an_error_not_a_crash() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
 
-/// A yield between two ULTs switches on the run queue's memo of its front ULT's target. The
+/// A yield between two ULTs switches on the run queue's memo of its front ULT's run. The
 /// partner here changes every round, and each new one reuses the finished one's cell and
-/// worker (the thread's caches), so a memo that were trusted without its check would run
-/// a stale ULT: each step checks who runs, and the order.
+/// worker (the thread's caches) and starts on the memo's frame: each step checks who runs,
+/// and the order. (A memo trusted without its check is caught by
+/// `a_lenders_yield_runs_each_ult_ahead_as_itself`, where the front changes between two
+/// live ULTs.)
 #[test]
 fn yield_partners_that_come_and_go_each_run_as_themselves() {
     let log = ult::run(|| {
