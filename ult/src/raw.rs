@@ -1082,7 +1082,8 @@ mod frame_slot {
     use super::RunFrame;
 
     // The word itself, in `.tbss` (zero-initialised thread-local storage). The name carries
-    // the crate's version so that two versions of `ult` in one program keep two words.
+    // the crate's major and minor version (change it with them) so that two semver-distinct
+    // versions of `ult` in one program keep two words instead of failing to link.
     std::arch::global_asm!(
         ".pushsection .tbss,\"awT\",@nobits",
         ".p2align 3",
