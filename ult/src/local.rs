@@ -30,18 +30,27 @@ type Entry = (usize, Box<dyn Any>, *const ());
 
 impl Drop for LocalMap {
     /// Most ULTs never use a local, and a finished one's map was emptied inside it: skip the
-    /// out-of-line `Vec` drop for a map that never allocated (18 of a pooled spawn+join's
-    /// instructions).
+    /// `Vec` drop for a map that never allocated (18 of a pooled spawn+join's instructions).
+    /// The drop itself is kept out of line, so that this test is all the drop glue holds
+    /// and the glue inlines into the header's (with the `Vec` drop inline the glue was a
+    /// function of its own, which saved six registers before the test: 15 instructions).
     #[inline]
     fn drop(&mut self) {
         if self.entries.capacity() != 0 {
-            // SAFETY: dropped once, here; the field is never used again.
-            unsafe { ManuallyDrop::drop(&mut self.entries) };
+            self.drop_entries();
         }
     }
 }
 
 impl LocalMap {
+    /// The part of `drop` for a map that allocated.
+    #[cold]
+    #[inline(never)]
+    fn drop_entries(&mut self) {
+        // SAFETY: called once, from `drop`; the field is never used again.
+        unsafe { ManuallyDrop::drop(&mut self.entries) };
+    }
+
     pub(crate) const fn new() -> LocalMap {
         LocalMap {
             entries: ManuallyDrop::new(Vec::new()),
